@@ -1,0 +1,25 @@
+"""An offline question-answering assistant that only says what its documents say, and shows where.
+
+    from rag import Assistant
+    answer = Assistant().ask("How much is the Boeing deal worth?")
+"""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from .assistant import ABSTAIN, Assistant, QuestionError  # noqa: E402
+from .generation import BackendError  # noqa: E402
+from .ingestion import IngestBusy, IngestReport  # noqa: E402
+from .loaders import LoadError  # noqa: E402
+from .models import ModelError  # noqa: E402
+from .settings import Settings  # noqa: E402
+from .store import StoreError  # noqa: E402
+from .types import Answer, Chunk, Citation, Passage  # noqa: E402
+
+__all__ = ["ABSTAIN", "Answer", "Assistant", "BackendError", "Chunk", "Citation", "IngestBusy",
+           "IngestReport", "LoadError", "ModelError", "Passage", "QuestionError", "Settings",
+           "StoreError"]

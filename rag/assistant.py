@@ -1,0 +1,209 @@
+"""The pipeline composed in one place: retrieve -> gate -> generate -> check -> Answer."""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from .embeddings import LocalEmbeddings, default_embeddings
+from .generation import NOT_FOUND, LLM, build_messages, make_llm
+from .ingestion import IngestReport, ingest
+from .retrieval import HybridRetriever, HybridSearcher
+from .settings import Settings
+from .store import ChunkStore
+from .text import STOPWORDS, normalize
+from .types import Answer, Passage
+from .verify import Checker, assemble, facts
+
+ABSTAIN = "The documents don't say."
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked as it is; the message says why."""
+
+
+class Assistant:
+    """Answers questions from the indexed documents, every sentence cited, or abstains.
+
+    >>> assistant = Assistant()                       # default settings and store
+    >>> answer = assistant.ask("How much is the Boeing deal worth?")
+    >>> answer.text, [c.quote for c in answer.citations]
+    """
+
+    def __init__(self, settings: Settings | None = None, llm: LLM | None = None,
+                 embeddings: LocalEmbeddings | None = None) -> None:
+        self.settings = settings or Settings.load()
+        self.embeddings = embeddings or default_embeddings()
+        self._llm = llm
+        self._searcher: HybridSearcher | None = None
+        self.checker = Checker(self.embeddings, self.settings.min_support)
+
+    # -- components, opened lazily ---------------------------------------------------------
+    @property
+    def llm(self) -> LLM:
+        if self._llm is None:
+            self._llm = make_llm(self.settings)
+        return self._llm
+
+    @property
+    def searcher(self) -> HybridSearcher:
+        if self._searcher is None:
+            self._searcher = HybridSearcher(ChunkStore(self.settings), self.embeddings,
+                                            self.settings)
+        return self._searcher
+
+    def retriever(self) -> HybridRetriever:
+        """The hybrid search as a LangChain ``BaseRetriever``."""
+        return HybridRetriever(searcher=self.searcher, k=self.settings.k)
+
+    def as_runnable(self) -> Runnable[str, Answer]:
+        """The whole chain as a LangChain ``Runnable``: question in, ``Answer`` out."""
+        return RunnableLambda(self.ask, name="cited_answer")
+
+    def warm_up(self) -> None:
+        """Load the embedder, the index and the LLM now rather than on the first question."""
+        self.searcher.lexical()
+        self.embeddings.encode(["warm up"])
+        model = getattr(self.llm, "model", None)
+        if model is not None:
+            build = build_messages("warm up", [])
+            list(self.llm.stream(build, max_tokens=1))
+
+    # -- the three things users do ---------------------------------------------------------
+    def ingest(self, paths: list[Path] | None = None, rebuild: bool = False,
+               progress: bool = True) -> IngestReport:
+        report = ingest(paths, self.settings, self.embeddings, rebuild=rebuild, progress=progress)
+        self._searcher = None  # reopen: a rebuild replaces the collection
+        return report
+
+    def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
+        return self.searcher.search(clean_question(question, self.settings.max_question_chars),
+                                    k)
+
+    def ask(self, question: str, on_token: Callable[[str], None] | None = None) -> Answer:
+        """Answer ``question``; ``on_token`` receives the model's raw text as it streams."""
+        s = self.settings
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        q = clean_question(question, s.max_question_chars)
+        qvec = self.embeddings.encode([q])[0]
+        passages = self.searcher.search(q, s.k, query_vector=qvec)
+        timings["retrieve"] = time.perf_counter() - t0
+
+        unknown = self._unknown_terms(q)
+        relevance = max((p.dense_score or 0.0 for p in passages), default=0.0)
+        if not passages or relevance < s.min_relevance:
+            return self._abstain(passages, "gate: nothing relevant retrieved", unknown, timings,
+                                 t0)
+
+        messages = build_messages(q, passages)
+        t1 = time.perf_counter()
+        pieces: list[str] = []
+        for piece in self.llm.stream(messages, s.max_tokens):
+            if not pieces:
+                timings["first_token"] = time.perf_counter() - t1
+            pieces.append(piece)
+            if on_token:
+                on_token(piece)
+        output = "".join(pieces).strip()
+        timings["generate"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        if not output or normalize(NOT_FOUND) in normalize(output).replace("_", " "):
+            timings["check"] = time.perf_counter() - t2
+            answer = self._abstain(passages, "model: not in the documents", unknown, timings, t0)
+            answer.raw = output
+            return answer
+        checked = self.checker.check(output, passages, question=q)
+        timings["check"] = time.perf_counter() - t2
+        dropped = [f"{text} ({why})" for text, why in checked.dropped]
+        if not checked.sentences:
+            answer = self._abstain(passages, "checker: no sentence was supported", unknown,
+                                   timings, t0)
+            answer.dropped, answer.raw = dropped, output
+            return answer
+        text, citations = assemble(checked)
+        if unknown:
+            text = f"{premise_note(unknown)} {text}"
+        timings["total"] = time.perf_counter() - t0
+        return Answer(text, False, citations, passages, dropped=dropped, raw=output,
+                      timings=_round(timings))
+
+    def stream(self, question: str) -> Iterator[str | Answer]:
+        """Yield the model's raw text as it is generated, then the checked ``Answer``."""
+        import queue
+        import threading
+
+        q: queue.Queue = queue.Queue()
+        result: dict[str, Answer | BaseException] = {}
+
+        def run() -> None:
+            try:
+                result["answer"] = self.ask(question, on_token=q.put)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                result["error"] = exc
+            finally:
+                q.put(None)
+
+        threading.Thread(target=run, daemon=True).start()
+        while (piece := q.get()) is not None:
+            yield piece
+        if "error" in result:
+            raise result["error"]  # type: ignore[misc]
+        yield result["answer"]  # type: ignore[misc]
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _unknown_terms(self, question: str) -> list[str]:
+        """Names and numbers in the question that occur nowhere in the corpus (false-premise
+        signals such as 'Airbus')."""
+        vocab = self.searcher.lexical().vocabulary
+        out = []
+        for f in sorted(facts(question)):
+            base = f.rstrip(".")
+            if base in STOPWORDS or any(base == v.rstrip(".") or v.startswith(base)
+                                        for v in vocab):
+                continue
+            out.append(_surface(question, base))
+        return out
+
+    def _abstain(self, passages: list[Passage], reason: str, unknown: list[str],
+                 timings: dict[str, float], t0: float) -> Answer:
+        timings["total"] = time.perf_counter() - t0
+        text = f"{ABSTAIN[:-1]}: they don't mention {', '.join(unknown)}." if unknown else ABSTAIN
+        return Answer(text, True, [], passages, reason=reason, timings=_round(timings))
+
+
+def premise_note(unknown: list[str]) -> str:
+    names = ", ".join(unknown)
+    return f"Note: the documents don't mention {names}."
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    q = "".join(ch if unicodedata.category(ch)[0] != "C" or ch in "\n\t" else " "
+                for ch in question)
+    q = re.sub(r"\s+", " ", q).strip()
+    if not q:
+        raise QuestionError("the question is empty: type a question about the documents")
+    if not re.search(r"\w", q):
+        raise QuestionError("the question has no words: type a question about the documents")
+    if len(q) > max_chars:
+        raise QuestionError(f"the question is {len(q):,} characters long; the limit is "
+                            f"{max_chars:,}: shorten it")
+    return q
+
+
+def _surface(question: str, term: str) -> str:
+    m = re.search(re.escape(term), question, re.IGNORECASE)
+    return m.group(0) if m else term
+
+
+def _round(t: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in t.items()}
+

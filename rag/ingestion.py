@@ -1,0 +1,137 @@
+"""Load -> chunk -> embed -> store, incrementally: only new or changed text is embedded."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .chunking import chunk_text
+from .embeddings import LocalEmbeddings, default_embeddings
+from .loaders import LoadError, discover, load_text, relative_source
+from .settings import Settings
+from .store import ChunkStore
+from .types import Chunk
+
+
+class IngestBusy(Exception):
+    """Another ingest holds the lock on this store."""
+
+
+@dataclass
+class IngestReport:
+    added: int = 0  # files new to the store
+    updated: int = 0  # files whose text changed
+    removed: int = 0  # files gone from an ingested folder
+    unchanged: int = 0
+    embedded: int = 0  # chunks embedded (0 when nothing changed)
+    seconds: float = 0.0
+    chunks: int = 0  # chunks in the store afterwards
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: d[k] for k in ("added", "updated", "removed", "unchanged", "embedded",
+                                  "seconds")}
+
+    def summary(self) -> str:
+        return (f"{self.added} added, {self.updated} updated, {self.removed} removed, "
+                f"{self.unchanged} unchanged; {self.embedded} chunks embedded, "
+                f"{self.chunks} in the index; {len(self.skipped)} skipped; "
+                f"{self.seconds:.1f} s")
+
+
+@contextlib.contextmanager
+def ingest_lock(settings: Settings, wait: bool = False) -> Iterator[None]:
+    """One ingest at a time per store; readers never take it."""
+    settings.store_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.store_dir / "ingest.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError as exc:
+            raise IngestBusy("another ingest is running on this index; wait for it to "
+                             "finish and try again") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
+           embeddings: LocalEmbeddings | None = None, rebuild: bool = False,
+           progress: bool = True) -> IngestReport:
+    """Bring the index in line with ``paths`` (default: the corpus folder).
+
+    Files under an ingested folder that are gone are removed from the index; unchanged files
+    cost one hash each; changed files have only their new chunks embedded.
+    """
+    settings = settings or Settings.load()
+    embeddings = embeddings or default_embeddings()
+    paths = [Path(p) for p in (paths or [settings.corpus_dir])]
+    t0 = time.perf_counter()
+    report = IngestReport()
+    with ingest_lock(settings):
+        if rebuild:
+            ChunkStore.drop(settings)
+        store = ChunkStore(settings, create=True)
+        found, skipped = discover(paths, settings.max_file_bytes)
+        report.skipped = [(str(p), why) for p, why in skipped]
+        stored = store.files()
+        folders = {str(p.resolve()) for p in paths if p.is_dir()}
+        seen: set[tuple[str, str]] = set()
+        todo: list[tuple[str, str, list[Chunk], set[str]]] = []  # root, sha, chunks, old ids
+        for root, file in found:
+            source = relative_source(root, file)
+            key = (str(root), source)
+            try:
+                text = load_text(file, settings.max_file_bytes)
+            except (LoadError, OSError) as exc:
+                report.skipped.append((str(file), str(exc)))
+                continue
+            seen.add(key)
+            sha = hashlib.sha256(text.encode()).hexdigest()
+            old = stored.get(key)
+            if old and old.sha == sha and old.complete:
+                report.unchanged += 1
+                continue
+            chunks = chunk_text(text, source, settings.chunk_tokens, settings.chunk_overlap)
+            todo.append((str(root), sha, chunks, set(old.ids) if old else set()))
+            if old:
+                report.updated += 1
+            else:
+                report.added += 1
+        gone = [f for key, f in stored.items() if key not in seen and key[0] in folders]
+        report.removed = len(gone)
+
+        new = [c for _, _, chunks, old in todo for c in chunks if c.id not in old]
+        vectors = embeddings.encode([c.text for c in new], progress=progress and len(new) > 0)
+        vec_of = {c.id: v for c, v in zip(new, vectors, strict=True)}
+        report.embedded = len(new)
+        for root, sha, chunks, old in todo:
+            fresh = [c for c in chunks if c.id not in old]
+            kept = [c for c in chunks if c.id in old]
+            if fresh:
+                store.add(fresh, _stack([vec_of[c.id] for c in fresh]), root, sha, len(chunks))
+            if kept:
+                store.relabel(kept, root, sha, len(chunks))
+            store.delete(old - {c.id for c in chunks})
+        for f in gone:
+            store.delete(f.ids)
+        if todo or gone:
+            store.bump_generation()
+        report.chunks = store.count()
+    report.seconds = round(time.perf_counter() - t0, 2)
+    for file, why in report.skipped:
+        print(f"skipped {file}: {why}", file=sys.stderr)
+    return report
+
+
+def _stack(vectors: list):  # noqa: ANN202 - np.ndarray
+    import numpy as np
+
+    return np.stack(vectors) if vectors else np.zeros((0, LocalEmbeddings.dimension))

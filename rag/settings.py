@@ -1,0 +1,91 @@
+"""One typed settings object, read from defaults < ``rag.toml`` < ``RAG_*`` environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    # where things live
+    corpus_dir: Path = PROJECT_ROOT / "corpus"
+    store_dir: Path = PROJECT_ROOT / ".rag" / "chroma"
+    model_dir: Path = PROJECT_ROOT / ".rag" / "models"
+    collection: str = "corpus"
+    chroma_url: str = ""  # e.g. http://127.0.0.1:8000 to use a Chroma server instead of a folder
+
+    # chunking, in tiktoken cl100k tokens
+    chunk_tokens: int = 96
+    chunk_overlap: int = 48  # whole sentences only: about one trailing sentence
+    max_file_bytes: int = 20_000_000
+
+    # retrieval
+    k: int = 4  # passages given to the model
+    k_dense: int = 10
+    k_lexical: int = 10
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+
+    # abstention gate and citation checker
+    min_relevance: float = 0.25  # best query/sentence cosine below this: abstain without the LLM
+    min_support: float = 0.45  # claim/quote cosine needed to keep a sentence
+    max_question_chars: int = 2000
+
+    # generation
+    backend: str = "llama"  # "llama" (embedded GGUF) or "openai" (any OpenAI-compatible server)
+    model_size: str = "1.5b"  # "1.5b" or "0.5b"
+    n_threads: int = 2
+    n_ctx: int = 2048
+    max_tokens: int = 160
+    temperature: float = 0.0
+    openai_base_url: str = "http://127.0.0.1:8080/v1"
+    openai_model: str = "local"
+    openai_api_key_env: str = "OPENAI_API_KEY"  # name of the env var holding the key
+    timeout: float = 120.0
+
+    @classmethod
+    def load(cls, config: Path | str | None = None, **overrides: Any) -> Settings:
+        """Defaults, then a TOML file (``RAG_CONFIG`` or ``./rag.toml``), then ``RAG_*`` env vars,
+        then keyword overrides."""
+        values: dict[str, Any] = {}
+        path = Path(config or os.environ.get("RAG_CONFIG", "rag.toml"))
+        if path.is_file():
+            with path.open("rb") as fh:
+                values.update(tomllib.load(fh))
+        for f in fields(cls):
+            env = os.environ.get(f"RAG_{f.name.upper()}")
+            if env is not None:
+                values[f.name] = env
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(values) - set(known)
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return cls(**{k: _coerce(known[k].type, k, v) for k, v in values.items()})
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(type_name: Any, name: str, value: Any) -> Any:
+    t = str(type_name)
+    try:
+        if t == "Path":
+            return Path(value).expanduser()
+        if t == "int":
+            return int(value)
+        if t == "float":
+            return float(value)
+        if t == "bool":
+            return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"setting {name}={value!r} is not a valid {t}") from exc

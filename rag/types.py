@@ -1,0 +1,71 @@
+"""The values that flow through the pipeline: Chunk -> Passage -> Citation -> Answer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A token-bounded slice of one source file: ``source_text[start:end] == text``."""
+
+    id: str
+    source: str  # path relative to the corpus root
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk with its retrieval scores; ``rank`` is 1-based after fusion."""
+
+    chunk_id: str
+    source: str
+    start: int
+    end: int
+    text: str
+    score: float = 0.0  # fused score (reciprocal-rank fusion)
+    dense_score: float | None = None  # cosine similarity, None if not in the dense list
+    lexical_score: float | None = None  # BM25, None if not in the lexical list
+    rank: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A verbatim quote from a source that supports one sentence of an answer."""
+
+    n: int
+    source: str
+    chunk_id: str
+    start: int
+    end: int
+    quote: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    """What the assistant says: text with ``[n]`` markers, or an abstention."""
+
+    text: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)  # what retrieval returned
+    dropped: list[str] = field(default_factory=list)  # model sentences the checker rejected
+    reason: str = ""  # why it abstained (gate, model, checker)
+    raw: str = ""  # the model's unchecked output
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.text,
+            "abstained": self.abstained,
+            "citations": [c.to_dict() for c in self.citations],
+        }
