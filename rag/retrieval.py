@@ -25,7 +25,17 @@ class LexicalIndex:
         self.chunks = chunks
         docs = [content_words(c.text) for c in chunks]
         self.vocabulary = {w for d in docs for w in d}
+        self.doc_freq: dict[str, int] = {}
+        for d in docs:
+            for w in set(d):
+                self.doc_freq[w] = self.doc_freq.get(w, 0) + 1
         self._bm25 = BM25Okapi(docs) if chunks else None
+
+    def rare_terms(self, query: str, max_share: float = 0.2) -> list[str]:
+        """Query words that occur in the corpus, but in few chunks: names, figures, topics."""
+        limit = max(1, int(max_share * len(self.chunks)))
+        return [w for w in dict.fromkeys(content_words(query))
+                if 0 < self.doc_freq.get(w, 0) <= limit]
 
     def search(self, query: str, k: int) -> list[tuple[Chunk, float]]:
         terms = [t for t in content_words(query) if t in self.vocabulary]

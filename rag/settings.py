@@ -1,4 +1,4 @@
-"""One typed settings object, read from defaults < ``rag.toml`` < ``RAG_*`` environment variables."""
+"""One typed settings object: defaults < ``rag.toml`` < ``RAG_*`` environment variables."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class Settings:
 
     # abstention gate and citation checker
     min_relevance: float = 0.25  # best query/sentence cosine below this: abstain without the LLM
-    min_support: float = 0.45  # claim/quote cosine needed to keep a sentence
+    min_support: float = 0.45  # claim/quote score needed to keep a sentence
     max_question_chars: int = 2000
 
     # generation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from functools import lru_cache
@@ -100,3 +101,35 @@ def words(text: str) -> list[str]:
 
 def content_words(text: str) -> list[str]:
     return [w for w in words(text) if w not in STOPWORDS and len(w) > 1 or w.isdigit()]
+
+
+_US_WORDS = {"united", "states", "america", "american", "americans", "usa", "us"}
+
+
+def known_word(word: str, vocabulary: set[str]) -> bool:
+    """Whether ``word`` (from ``words()``) occurs in ``vocabulary``, allowing another ending
+    ('chinese' ~ 'china', 'tajik' ~ 'tajikistan') and 'United States' ~ 'U.S.'."""
+    word = word.rstrip(".")
+    if word in vocabulary or f"{word}." in vocabulary or word in STOPWORDS:
+        return True
+    if word in _US_WORDS and "u.s." in vocabulary:
+        return True
+    if word.replace(".", "").isdigit() or len(word) < 4:
+        return False
+    for v in vocabulary:
+        n = len(os.path.commonprefix([word, v]))
+        if n >= 4 and n >= 0.6 * min(len(word), len(v)) and not v[:n].isdigit():
+            return True
+    return False
+
+
+def clause_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Clauses of the sentence ``text[start:end]``: split at commas, semicolons, colons, dashes
+    and quotation marks; trimmed, at least three words each."""
+    out: list[tuple[int, int]] = []
+    cur = start
+    for m in re.finditer(r"[,;:–—“”\"()]|\s-\s", text[start:end]):
+        _add_trimmed(text, cur, start + m.start(), out)
+        cur = start + m.end()
+    _add_trimmed(text, cur, end, out)
+    return [(a, b) for a, b in out if len(text[a:b].split()) >= 3]

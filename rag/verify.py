@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .embeddings import LocalEmbeddings
-from .text import STOPWORDS, content_words, count_tokens, normalize, sentence_spans, words
+from .text import (
+    STOPWORDS,
+    clause_spans,
+    content_words,
+    count_tokens,
+    known_word,
+    normalize,
+    sentence_spans,
+    words,
+)
 from .types import Citation, Passage
 
 _MARKER = re.compile(r"\s*(?:\[\s*(\d+(?:\s*[,;–-]\s*\d+)*)\s*\]|【\s*(\d+)\s*】|\^(\d+))")
@@ -120,21 +129,51 @@ def _terms(text: str) -> set[str]:
 
 def missing_facts(claim: str, evidence: str) -> set[str]:
     """The claim's numbers and names that the evidence does not contain (a name may differ in
-    its ending: 'Tajik' is found in 'Tajikistan')."""
+    its ending: 'Tajik' is found in 'Tajikistan', 'Chinese' in 'China')."""
     have = _terms(evidence)
-    return {f for f in facts(claim)
-            if f not in have and not any(len(f) >= 4 and len(h) >= 4
-                                         and (h.startswith(f) or f.startswith(h)) for h in have)}
+    return {f for f in facts(claim) if not known_word(f, have)}
 
 
+# Sentences about the passages rather than from them ("Passage [3].", "X is not mentioned in the
+# passages"): never an answer.
+_META = re.compile(r"^\W*(passages?|documents?|the (passages?|documents?|context))\W*$|"
+                   r"\bnot (mentioned|stated|specified|provided|given|found|included)\b|"
+                   r"\b(passages?|documents?|context) (do|does) not\b|"
+                   r"\bNOT IN DOCUMENTS\b|\bIN DOCUMENTS\b", re.I)
 _SHORT = 6  # claims with at most this many content words are also read with their question
 _CONTEXT_PENALTY = 0.05
+_OVERLAP_WEIGHT = 0.15  # share of the claim's content words found in the quote
+_FACT_BONUS = 0.05  # the quote itself carries all the claim's names and numbers
 
 
 class Checker:
+    """Decides, sentence by sentence, what of the model's output the passages support."""
+
     def __init__(self, embeddings: LocalEmbeddings, min_support: float = 0.45) -> None:
         self.embeddings = embeddings
         self.min_support = min_support
+        self._spans: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
+
+    def quote_spans(self, passage: Passage) -> tuple[list[tuple[int, int]], np.ndarray]:
+        """Candidate quotes of a passage (sentences, clauses, pairs of adjacent clauses), as
+        offsets into ``passage.text``, with their embeddings. Cached per chunk."""
+        hit = self._spans.get(passage.chunk_id)
+        if hit is not None:
+            return hit
+        text = passage.text
+        spans: list[tuple[int, int]] = []
+        for a, b in sentence_spans(text):
+            spans.append((a, b))
+            clauses = clause_spans(text, a, b)
+            if len(clauses) > 1:
+                spans.extend(clauses)
+                spans.extend((c1[0], c2[1]) for c1, c2 in zip(clauses, clauses[1:], strict=False))
+        spans = list(dict.fromkeys(spans))
+        vecs = self.embeddings.encode([text[a:b] for a, b in spans])
+        if len(self._spans) > 4096:
+            self._spans.clear()
+        self._spans[passage.chunk_id] = (spans, vecs)
+        return spans, vecs
 
     def check(self, output: str, passages: list[Passage], question: str = "") -> Checked:
         """Keep the sentences of ``output`` that the passages support. A terse claim
@@ -144,49 +183,80 @@ class Checker:
         if not claims or not passages:
             result.dropped = [(c.text, "no passages") for c in claims]
             return result
-        spans = [(p, sentence_spans(p.text)) for p in passages]
-        quotes = [(p, a, b) for p, ss in spans for a, b in ss]
-        qvecs = self.embeddings.encode([p.text[a:b] for p, a, b in quotes])
         cvecs = self.embeddings.encode([c.text for c in claims])
-        sims = cvecs @ qvecs.T  # normalised: cosine
         short = [i for i, c in enumerate(claims) if len(content_words(c.text)) <= _SHORT]
-        if question and short:
-            ctx = self.embeddings.encode([f"{question} {claims[i].text}" for i in short])
-            sims[short] = np.maximum(sims[short], ctx @ qvecs.T - _CONTEXT_PENALTY)
+        ctx = (self.embeddings.encode([f"{question} {claims[i].text}" for i in short])
+               if question and short else None)
         for ci, claim in enumerate(claims):
-            support, reason = self._support(claim, passages, quotes, sims[ci])
-            if support is None:
-                result.dropped.append((claim.text, reason))
+            if _META.search(claim.text) or not content_words(claim.text):
+                result.dropped.append((claim.text, "says nothing about the documents' content"))
+                continue
+            vecs = [cvecs[ci]]
+            asserted = claim.text
+            if ctx is not None and ci in short:
+                # a terse answer ("1992") asserts its question too: its names must be supported
+                vecs.append(ctx[short.index(ci)])
+                asserted = f"{question} {claim.text}"
+            supports, reason = self._support(claim, asserted, vecs, passages)
+            if supports:
+                result.sentences.append((claim.text, supports))
             else:
-                result.sentences.append((claim.text, [support]))
+                result.dropped.append((claim.text, reason))
         return result
 
-    def _support(self, claim: Claim, passages: list[Passage], quotes: list, sims: np.ndarray
-                 ) -> tuple[Support | None, str]:
+    def _best_quote(self, claim: str, vecs: list[np.ndarray], passage: Passage
+                    ) -> Support | None:
+        spans, qvecs = self.quote_spans(passage)
+        if not spans:
+            return None
+        sims = qvecs @ vecs[0]
+        if len(vecs) > 1:
+            sims = np.maximum(sims, qvecs @ vecs[1] - _CONTEXT_PENALTY)
+        claim_words = set(content_words(claim))
+        best: Support | None = None
+        for (a, b), sim in zip(spans, sims, strict=True):
+            quote = passage.text[a:b]
+            have = _terms(quote)
+            overlap = (sum(known_word(w, have) for w in claim_words) / len(claim_words)
+                       if claim_words else 0.0)
+            score = float(sim) + _OVERLAP_WEIGHT * overlap
+            if not missing_facts(claim, quote):
+                score += _FACT_BONUS
+            if best is None or score > best.similarity:
+                best = Support(passage, passage.start + a, passage.start + b, quote, score)
+        return best
+
+    def _support(self, claim: Claim, asserted: str, vecs: list[np.ndarray],
+                 passages: list[Passage]) -> tuple[list[Support], str]:
+        """Supporting quotes from the cited passages; failing that, from any retrieved one
+        (re-attribution); failing that, none and the reason."""
         cited = [passages[n - 1] for n in claim.cited if 1 <= n <= len(passages)]
         others = [p for p in passages if p not in cited]
         reason = ""
         for group in (cited, others):
-            best: Support | None = None
+            candidates = []
             for p in group:
-                miss = missing_facts(claim.text, p.text)
+                miss = missing_facts(asserted, p.text)
                 if miss:
                     reason = reason or f"{', '.join(sorted(miss))} not in the cited passages"
                     continue
-                for qi, (qp, a, b) in enumerate(quotes):
-                    if qp is not p:
-                        continue
-                    score = float(sims[qi])
-                    # prefer the sentence that carries the claim's facts
-                    if not missing_facts(claim.text, p.text[a:b]):
-                        score += 0.05
-                    if best is None or score > best.similarity:
-                        best = Support(p, p.start + a, p.start + b, p.text[a:b], score)
-            if best is not None and best.similarity >= self.min_support:
-                return best, ""
-            if best is not None:
-                reason = reason or f"too far from the passages (similarity {best.similarity:.2f})"
-        return None, reason or "not supported by any retrieved passage"
+                best = self._best_quote(claim.text, vecs, p)
+                if best is not None:
+                    candidates.append(best)
+            if candidates:
+                best = max(candidates, key=lambda s: s.similarity)
+                if best.similarity >= self.min_support:
+                    return [best], ""
+                reason = reason or f"too far from the passages (score {best.similarity:.2f})"
+            elif len(group) > 1 and group is cited:
+                # a claim that joins facts from several cited passages
+                joined = " ".join(p.text for p in group)
+                if not missing_facts(asserted, joined):
+                    quotes = [q for p in group if (q := self._best_quote(claim.text, vecs, p))]
+                    quotes = [q for q in quotes if q.similarity >= self.min_support - 0.1]
+                    if len(quotes) > 1:
+                        return quotes, ""
+        return [], reason or "not supported by any retrieved passage"
 
 
 def assemble(checked: Checked) -> tuple[str, list[Citation]]:
