@@ -1,0 +1,27 @@
+# The two commands of the README: `make run` and `make test`.
+.PHONY: run test setup ingest chat ui eval lint clean
+
+VENV := .venv
+RAG := $(VENV)/bin/rag
+
+setup:
+	@bash scripts/setup.sh
+
+ingest: setup
+	@$(RAG) ingest
+
+run: ingest
+	@$(RAG) chat
+
+test: setup
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/python -m pytest
+
+eval: ingest
+	@$(RAG) eval --qa evals/qa.jsonl --out eval-output
+
+lint: setup
+	@$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf .rag eval-output test-output

@@ -1,0 +1,136 @@
+"""``rag`` command line: ingest, ask, chat, eval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import (
+    Assistant,
+    BackendError,
+    IngestBusy,
+    LoadError,
+    ModelError,
+    QuestionError,
+    Settings,
+    StoreError,
+)
+from .types import Answer
+
+USER_ERRORS = (QuestionError, StoreError, BackendError, ModelError, IngestBusy, LoadError,
+               ValueError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rag", description=__doc__)
+    parser.add_argument("--config", help="TOML settings file (default: ./rag.toml if present)")
+    parser.add_argument("--model-size", choices=["1.5b", "0.5b"], help="embedded model size")
+    parser.add_argument("--backend", choices=["llama", "openai"], help="LLM backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="index documents (default: the corpus folder)")
+    p.add_argument("paths", nargs="*", type=Path)
+    p.add_argument("--rebuild", action="store_true", help="drop the index and build it anew")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = sub.add_parser("ask", help="answer one question with citations")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-k", type=int, help="passages given to the model")
+
+    sub.add_parser("chat", help="interactive question prompt in the terminal")
+    sub.add_parser("models", help="assemble and verify the embedded GGUF models")
+
+    p = sub.add_parser("eval", help="run the eval harness on a Q&A file")
+    p.add_argument("--qa", type=Path, default=Path("evals/qa.jsonl"))
+    p.add_argument("--out", type=Path, default=Path("eval-output"))
+    p.add_argument("--limit", type=int, help="stratified subset of this many items")
+    p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--thresholds", type=Path, help="fail (exit 1) below these minimums")
+
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.load(args.config, model_size=args.model_size, backend=args.backend)
+        if args.command == "ingest":
+            return _ingest(settings, args)
+        if args.command == "ask":
+            if args.k:
+                settings = settings.replace(k=args.k)
+            return _ask(Assistant(settings), args.question, args.json)
+        if args.command == "chat":
+            return _chat(Assistant(settings))
+        if args.command == "models":
+            from .models import MODELS, model_file
+
+            for size in MODELS:
+                print(f"{size}: {model_file(size, settings.model_dir)}")
+            return 0
+        if args.command == "eval":
+            from evals.harness import main as eval_main
+
+            return eval_main(settings, args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _ingest(settings: Settings, args: argparse.Namespace) -> int:
+    report = Assistant(settings).ingest(args.paths or None, rebuild=args.rebuild,
+                                        progress=not args.json)
+    print(json.dumps(report.to_dict()) if args.json else f"Ingested: {report.summary()}")
+    return 0
+
+
+def _ask(assistant: Assistant, question: str, as_json: bool) -> int:
+    t0 = time.perf_counter()
+    answer = assistant.ask(question)
+    if as_json:
+        out = answer.to_dict()
+        out["seconds"] = round(time.perf_counter() - t0, 3)
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        print(render(answer))
+    return 0
+
+
+def render(answer: Answer) -> str:
+    """The answer with numbered footnotes: source, character span and the quote."""
+    lines = [answer.text]
+    if answer.citations:
+        lines.append("")
+        for c in answer.citations:
+            lines.append(f"[{c.n}] {c.source} (chars {c.start}-{c.end}): “{c.quote}”")
+    elif answer.abstained and answer.passages:
+        lines.append("\nClosest passages:")
+        for p in answer.passages[:2]:
+            lines.append(f"  - {p.source} (chars {p.start}-{p.end}): {p.text[:160]}…")
+    return "\n".join(lines)
+
+
+def _chat(assistant: Assistant) -> int:
+    print("Loading models…", file=sys.stderr)
+    assistant.warm_up()
+    print("Ask a question about the documents (empty line or Ctrl-D to quit).")
+    while True:
+        try:
+            question = input("\n? ").strip()
+        except EOFError:
+            return 0
+        if not question:
+            return 0
+        try:
+            print()
+            answer = assistant.ask(question)
+            print(render(answer))
+        except (QuestionError, BackendError) as exc:
+            print(f"error: {exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Shared fixtures: a small fixture corpus, a private index per test, the real embedder."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag import Settings
+from rag.embeddings import LocalEmbeddings, default_embeddings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "corpus"
+PROJECT = Path(__file__).resolve().parent.parent
+ARTICLE = PROJECT / "corpus" / "us-policy-in-tajikistan.txt"
+OUTPUT = PROJECT / "test-output"
+
+
+@pytest.fixture(scope="session")
+def embeddings() -> LocalEmbeddings:
+    return default_embeddings()
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A writable copy of the fixture corpus."""
+    dest = tmp_path / "corpus"
+    shutil.copytree(FIXTURES, dest)
+    return dest
+
+
+@pytest.fixture
+def settings(tmp_path: Path, corpus: Path) -> Settings:
+    return Settings.load(corpus_dir=corpus, store_dir=tmp_path / "store",
+                         model_dir=PROJECT / ".rag" / "models")
+
+
+class FakeLLM:
+    """Replays scripted model outputs and records the prompts it was given."""
+
+    name = "fake"
+
+    def __init__(self, *outputs: str) -> None:
+        self.outputs = list(outputs)
+        self.calls: list[list[dict[str, str]]] = []
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
+        self.calls.append(messages)
+        text = self.outputs.pop(0) if self.outputs else ""
+        for i in range(0, len(text), 7):
+            yield text[i:i + 7]
+
+
+@pytest.fixture
+def fake_llm() -> type[FakeLLM]:
+    return FakeLLM

@@ -1,0 +1,129 @@
+"""Ingestion against a real Chroma store on disk with the real embedding model."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from rag import IngestBusy, Settings, StoreError
+from rag.ingestion import ingest, ingest_lock
+from rag.loaders import load_text
+from rag.store import ChunkStore
+
+from .conftest import PROJECT
+
+
+def test_first_ingest_embeds_every_chunk_and_offsets_match_the_source(settings, embeddings):
+    report = ingest(settings=settings, embeddings=embeddings, progress=False)
+    assert (report.added, report.updated, report.removed, report.unchanged) == (2, 0, 0, 0)
+    assert report.embedded == report.chunks > 0
+    for chunk in ChunkStore(settings).all_chunks():
+        text = load_text(settings.corpus_dir / chunk.source)
+        assert text[chunk.start:chunk.end] == chunk.text
+
+
+def test_reingesting_an_unchanged_corpus_embeds_nothing(settings, embeddings):
+    first = ingest(settings=settings, embeddings=embeddings, progress=False)
+    again = ingest(settings=settings, embeddings=embeddings, progress=False)
+    assert again.to_dict() | {"seconds": 0} == {
+        "added": 0, "updated": 0, "removed": 0, "unchanged": 2, "embedded": 0, "seconds": 0}
+    assert again.chunks == first.chunks
+
+
+def test_a_changed_file_only_embeds_its_new_chunks(settings, embeddings):
+    ingest(settings=settings, embeddings=embeddings, progress=False)
+    before = {c.id for c in ChunkStore(settings).all_chunks()}
+    ferry = settings.corpus_dir / "ferry.txt"
+    ferry.write_text(ferry.read_text() + "\n\nA museum about the ferry opened in 1999.\n")
+    report = ingest(settings=settings, embeddings=embeddings, progress=False)
+    assert (report.added, report.updated, report.unchanged) == (0, 1, 1)
+    after = ChunkStore(settings).all_chunks()
+    new = {c.id for c in after} - before
+    assert report.embedded == len(new) >= 1
+    assert any("museum" in c.text for c in after)
+    assert len({c.id for c in after}) == len(after)
+
+
+def test_a_deleted_file_loses_its_chunks(settings, embeddings):
+    ingest(settings=settings, embeddings=embeddings, progress=False)
+    (settings.corpus_dir / "ferry.txt").unlink()
+    report = ingest(settings=settings, embeddings=embeddings, progress=False)
+    assert report.removed == 1
+    assert {c.source for c in ChunkStore(settings).all_chunks()} == {"harbor-bridge.md"}
+
+
+def test_bad_files_are_skipped_with_a_reason_and_the_rest_is_ingested(settings, embeddings):
+    d = settings.corpus_dir
+    (d / "binary.txt").write_bytes(b"\x00\x01\x02garbage")
+    (d / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (d / "empty.md").write_text("   \n")
+    (d / "image.png").write_bytes(b"\x89PNG")
+    (d / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    report = ingest(settings=settings, embeddings=embeddings, progress=False)
+    reasons = {p.rsplit("/", 1)[-1]: why for p, why in report.skipped}
+    assert "binary" in reasons["binary.txt"]
+    assert "UTF-8" in reasons["latin1.txt"]
+    assert "no text" in reasons["empty.md"]
+    assert "unsupported" in reasons["image.png"]
+    assert "PDF" in reasons["broken.pdf"]
+    assert report.added == 2
+
+
+def test_symlink_leaving_the_corpus_is_skipped(settings, embeddings, tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("Secret text outside the corpus.")
+    (settings.corpus_dir / "link.txt").symlink_to(outside)
+    report = ingest(settings=settings, embeddings=embeddings, progress=False)
+    assert any("outside" in why for _, why in report.skipped)
+    assert all(c.source != "link.txt" for c in ChunkStore(settings).all_chunks())
+
+
+def test_html_is_ingested_as_text_without_markup(settings, embeddings):
+    (settings.corpus_dir / "page.html").write_text(
+        "<html><head><script>alert(1)</script></head><body><p>The pier is 300 m long.</p>"
+        "</body></html>")
+    ingest(settings=settings, embeddings=embeddings, progress=False)
+    texts = [c.text for c in ChunkStore(settings).all_chunks() if c.source == "page.html"]
+    assert texts == ["The pier is 300 m long."]
+
+
+def test_a_missing_index_names_the_fix(tmp_path):
+    with pytest.raises(StoreError, match="rag ingest"):
+        ChunkStore(Settings.load(store_dir=tmp_path / "nothing"))
+
+
+def test_an_index_from_another_embedding_model_is_refused(settings, embeddings):
+    ingest(settings=settings, embeddings=embeddings, progress=False)
+    store = ChunkStore(settings)
+    store.collection.modify(metadata={**store.collection.metadata, "embedding_model": "other"})
+    with pytest.raises(StoreError, match="--rebuild"):
+        ChunkStore(settings)
+    report = ingest(settings=settings, embeddings=embeddings, rebuild=True, progress=False)
+    assert report.added == 2 and ChunkStore(settings).count() == report.chunks
+
+
+def test_a_corrupt_index_file_names_the_fix(settings, embeddings):
+    ingest(settings=settings, embeddings=embeddings, progress=False)
+    db = settings.store_dir / "chroma.sqlite3"
+    with sqlite3.connect(db) as con:
+        con.execute("DROP TABLE collections")
+    with pytest.raises(StoreError, match="rebuild"):
+        ChunkStore(settings)
+
+
+def test_a_second_concurrent_ingest_is_refused_clearly(settings):
+    with ingest_lock(settings), pytest.raises(IngestBusy, match="another ingest"):
+        ingest(settings=settings, progress=False)
+
+
+def test_cli_ingest_json_prints_exactly_the_summary_keys(settings, tmp_path):
+    env_args = [sys.executable, "-m", "rag.cli", "ingest", str(settings.corpus_dir), "--json"]
+    env = {"RAG_STORE_DIR": str(settings.store_dir), "PATH": "/usr/bin:/bin",
+           "HOME": str(tmp_path)}
+    out = subprocess.run(env_args, capture_output=True, text=True, cwd=PROJECT, env=env,
+                         timeout=300, check=True)
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(summary) == {"added", "updated", "removed", "unchanged", "embedded", "seconds"}
+    assert summary["added"] == 2 and summary["embedded"] > 0
