@@ -201,7 +201,8 @@ class Assistant:
         return Answer(text, True, [], passages, reason=reason, timings=_round(timings))
 
 
-_NAME_OR_FIGURE = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9]|\$?\d{3,}(?:\.\d+)?|\$?\d+\.\d+")
+_NAME_OR_FIGURE = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9](?:\s+[A-Z][\w-]*[A-Za-z0-9])*|"
+                             r"\$?\d{3,}(?:\.\d+)?|\$?\d+\.\d+")
 _OVERVIEW = re.compile(r"\b(summar\w*|overview|gist|main (point|argument|idea|message|thesis)|"
                        r"what is (the|this) (article|document|text|piece) about|tl;?dr)\b", re.I)
 

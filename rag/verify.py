@@ -152,24 +152,26 @@ class Checker:
     def __init__(self, embeddings: LocalEmbeddings, min_support: float = 0.45) -> None:
         self.embeddings = embeddings
         self.min_support = min_support
-        self._spans: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
+        self._spans: dict[str, tuple[list[tuple[int, int, int, int]], np.ndarray]] = {}
 
-    def quote_spans(self, passage: Passage) -> tuple[list[tuple[int, int]], np.ndarray]:
-        """Candidate quotes of a passage (sentences, clauses, pairs of adjacent clauses), as
-        offsets into ``passage.text``, with their embeddings. Cached per chunk."""
+    def quote_spans(self, passage: Passage) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
+        """Candidate quotes of a passage (sentences, clauses, pairs of adjacent clauses) as
+        ``(start, end, sentence_start, sentence_end)`` offsets into ``passage.text``, with
+        their embeddings. Cached per chunk."""
         hit = self._spans.get(passage.chunk_id)
         if hit is not None:
             return hit
         text = passage.text
-        spans: list[tuple[int, int]] = []
+        spans: list[tuple[int, int, int, int]] = []
         for a, b in sentence_spans(text):
-            spans.append((a, b))
+            spans.append((a, b, a, b))
             clauses = clause_spans(text, a, b)
             if len(clauses) > 1:
-                spans.extend(clauses)
-                spans.extend((c1[0], c2[1]) for c1, c2 in zip(clauses, clauses[1:], strict=False))
+                spans.extend((x, y, a, b) for x, y in clauses)
+                spans.extend((c1[0], c2[1], a, b)
+                             for c1, c2 in zip(clauses, clauses[1:], strict=False))
         spans = list(dict.fromkeys(spans))
-        vecs = self.embeddings.encode([text[a:b] for a, b in spans])
+        vecs = self.embeddings.encode([text[a:b] for a, b, _, _ in spans])
         if len(self._spans) > 4096:
             self._spans.clear()
         self._spans[passage.chunk_id] = (spans, vecs)
@@ -214,7 +216,9 @@ class Checker:
             sims = np.maximum(sims, qvecs @ vecs[1] - _CONTEXT_PENALTY)
         claim_words = set(content_words(claim))
         best: Support | None = None
-        for (a, b), sim in zip(spans, sims, strict=True):
+        for (a, b, sa, sb), sim in zip(spans, sims, strict=True):
+            if missing_facts(claim, passage.text[sa:sb]):
+                continue  # the claim's names and figures must stand in one source sentence
             quote = passage.text[a:b]
             have = _terms(quote)
             overlap = (sum(known_word(w, have) for w in claim_words) / len(claim_words)

@@ -1,0 +1,107 @@
+"""The citation checker with the real embedder and hand-written model outputs."""
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag.types import Passage
+from rag.verify import Checker, assemble, facts, missing_facts, parse_claims
+
+BRIDGE = ("The Kestrel Harbor Bridge opened to traffic in 1932 after eight years of "
+          "construction. Its chief engineer was Margit Oduya, who had previously designed two "
+          "railway viaducts in the north.")
+COST = ("The bridge carries eight lanes of road traffic and two railway tracks. It cost 6.25 "
+        "million pounds, twice the original estimate.")
+SOURCE = BRIDGE + "\n\n" + COST
+
+
+def passages():
+    return [Passage("c1", "bridge.md", 0, len(BRIDGE), BRIDGE),
+            Passage("c2", "bridge.md", len(BRIDGE) + 2, len(SOURCE), COST)]
+
+
+@pytest.fixture(scope="module")
+def checker(embeddings):
+    return Checker(embeddings, min_support=0.45)
+
+
+def test_parse_claims_reads_every_marker_style():
+    out = "It opened in 1932 [1]. It cost a lot.[2] [1] Built by Oduya【1】. Twice [1, 2]."
+    claims = parse_claims(out)
+    assert [c.cited for c in claims] == [[1], [2, 1], [1], [1, 2]]
+    assert claims[1].text == "It cost a lot."
+
+
+@given(st.lists(st.sampled_from(list("ab .[]0123456789,【】^-") + ["[99]", "[0]", "[1,2]"]),
+                max_size=60).map("".join))
+@settings(max_examples=200, deadline=None)
+def test_parse_claims_never_fails_and_strips_markers(output):
+    for claim in parse_claims(output):
+        assert not re.search(r"\[\s*\d+(\s*[,;]\s*\d+)*\s*\]|【\s*\d+\s*】", claim.text)
+        assert all(isinstance(n, int) for n in claim.cited)
+
+
+def test_facts_are_numbers_and_names():
+    assert {"1932", "oduya", "margit"} <= facts("Margit Oduya finished it in 1932.")
+    assert missing_facts("It opened in 1931.", BRIDGE) == {"1931"}
+    assert missing_facts("Its engineer was Anna Berg.", BRIDGE) == {"anna", "berg"}
+    assert missing_facts("It took eight years.", BRIDGE) == set()
+
+
+def test_a_supported_sentence_keeps_its_citation_and_a_verbatim_quote(checker):
+    checked = checker.check("The bridge opened in 1932 [1].", passages())
+    assert not checked.dropped
+    text, citations = assemble(checked)
+    assert text == "The bridge opened in 1932 [1]."
+    c = citations[0]
+    assert SOURCE[c.start:c.end] == c.quote and "1932" in c.quote
+    assert c.quote != BRIDGE  # a sentence or clause, not the whole chunk
+
+
+def test_an_invented_number_is_rejected(checker):
+    checked = checker.check("The bridge cost 9.5 million pounds [2].", passages())
+    assert not checked.sentences and "9.5" in checked.dropped[0][1]
+
+
+def test_an_invented_name_is_rejected(checker):
+    checked = checker.check("The chief engineer was Anna Berg [1].", passages())
+    assert not checked.sentences
+
+
+def test_a_wrong_citation_is_reattributed_to_the_supporting_passage(checker):
+    checked = checker.check("The bridge cost 6.25 million pounds [1].", passages())
+    text, citations = assemble(checked)
+    assert citations and citations[0].chunk_id == "c2" and "6.25" in citations[0].quote
+
+
+def test_an_unrelated_sentence_is_dropped_even_without_names_or_numbers(checker):
+    checked = checker.check("Cats like to sleep in warm places [1].", passages())
+    assert not checked.sentences
+
+
+def test_sentences_about_the_passages_are_not_answers(checker):
+    checked = checker.check("Passage [1]. The cost is not mentioned in the passages [2].",
+                            passages())
+    assert not checked.sentences and len(checked.dropped) == 2
+
+
+def test_a_terse_answer_is_read_with_its_question(checker):
+    ok = checker.check("1932 [1]", passages(), question="When did the bridge open?")
+    assert ok.sentences
+    wrong = checker.check("1932 [1]", passages(), question="When did Anna Berg retire?")
+    assert not wrong.sentences
+
+
+def test_markers_out_of_range_are_ignored_not_trusted(checker):
+    checked = checker.check("The bridge opened in 1932 [7].", passages())
+    _, citations = assemble(checked)
+    assert citations and citations[0].chunk_id == "c1"
+
+
+def test_citations_are_renumbered_in_order_of_first_use(checker):
+    out = "It cost 6.25 million pounds [2]. Margit Oduya was the chief engineer [1]."
+    text, citations = assemble(checker.check(out, passages()))
+    assert [c.n for c in citations] == [1, 2]
+    assert text.endswith("[2].") and "[1]." in text
