@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import threading
@@ -104,11 +105,13 @@ def _load_llama(path: str, n_ctx: int, n_threads: int):  # noqa: ANN202
     from llama_cpp import Llama
 
     try:
-        return Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_batch=256,
-                     verbose=False)
+        llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_batch=256,
+                    verbose=False)
     except (ValueError, RuntimeError) as exc:
         raise BackendError(f"cannot load the model file {path} ({exc}); delete it and run "
                            "`make setup` to reassemble it") from exc
+    atexit.register(llm.close)  # free it before the interpreter tears llama_cpp down
+    return llm
 
 
 class OpenAICompatibleLLM:

@@ -1,0 +1,1 @@
+"""Eval harness: ``rag eval`` or ``python -m evals``."""

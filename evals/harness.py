@@ -1,0 +1,293 @@
+"""The eval harness: run a Q&A file through the assistant and a naive LangChain baseline, score
+both with the same metrics and judge, write results.jsonl, summary.json and report.html.
+
+    rag eval --qa evals/qa.jsonl --out eval-output [--limit N] [--thresholds evals/thresholds.toml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+import tomllib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from rag import Assistant, Settings
+from rag.loaders import load_text
+from rag.verify import parse_claims
+
+from .baseline import NaiveChain
+from .judge import Judge
+from .metrics import balanced_accuracy, correct, percentile, ratio, retrieval_rank
+from .report import write_report
+
+KEYS = ("id", "question", "category", "answer", "must_include", "support", "answerable")
+CATEGORIES = ("fact", "numeric", "attribution", "multi", "summary", "unanswerable",
+              "false_premise", "contradiction", "injection")
+HERE = Path(__file__).parent
+
+
+def load_qa(path: Path, corpus_text: str | None = None) -> list[dict[str, Any]]:
+    """Read and validate a Q&A file; ``corpus_text``, if given, must contain every support."""
+    items, seen = [], set()
+    for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{n}: not JSON ({exc})") from exc
+        if set(item) != set(KEYS):
+            raise ValueError(f"{path}:{n}: keys must be exactly {', '.join(KEYS)}")
+        if item["id"] in seen:
+            raise ValueError(f"{path}:{n}: duplicate id {item['id']!r}")
+        seen.add(item["id"])
+        if not isinstance(item["answerable"], bool):
+            raise ValueError(f"{path}:{n}: answerable must be true or false")
+        if item["answerable"] and not (item["must_include"] and item["support"]):
+            raise ValueError(f"{path}:{n}: an answerable item needs must_include and support")
+        if any(m != m.lower() for m in item["must_include"]):
+            raise ValueError(f"{path}:{n}: must_include strings must be lowercase")
+        if corpus_text is not None:
+            for s in item["support"]:
+                if s not in corpus_text:
+                    raise ValueError(f"{path}:{n}: support is not in the corpus: {s[:60]!r}")
+        items.append(item)
+    if not items:
+        raise ValueError(f"{path}: no items")
+    return items
+
+
+def stratified(items: list[dict], limit: int | None) -> list[dict]:
+    """Up to ``limit`` items, taken round-robin across categories so each stays represented."""
+    if not limit or limit >= len(items):
+        return items
+    by_cat: dict[str, list[dict]] = defaultdict(list)
+    for it in items:
+        by_cat[it["category"]].append(it)
+    out: list[dict] = []
+    while len(out) < limit:
+        for cat in list(by_cat):
+            if by_cat[cat] and len(out) < limit:
+                out.append(by_cat[cat].pop(0))
+    return sorted(out, key=items.index)
+
+
+@dataclass
+class Run:
+    """One system's answer to one item, in the shape both systems share."""
+
+    answer: str
+    abstained: bool
+    citations: list[dict]
+    passages: dict[str, str]  # chunk_id -> text, for everything the system retrieved
+    cite_text: dict[int, str]  # marker number in the answer -> cited passage text
+    retrieved: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    first_token: float | None = None
+
+
+def run_project(assistant: Assistant, question: str) -> Run:
+    t0 = time.perf_counter()
+    answer = assistant.ask(question)
+    seconds = time.perf_counter() - t0
+    text = {p.chunk_id: p.text for p in answer.passages}
+    return Run(answer.text, answer.abstained, [c.to_dict() for c in answer.citations], text,
+               {c.n: text.get(c.chunk_id, c.quote) for c in answer.citations},
+               seconds=seconds, first_token=answer.timings.get("first_token"))
+
+
+def score_item(item: dict, run: Run, judge: Judge, sources: dict[str, str]) -> dict:
+    """Correctness, abstention, citation validity, ALCE citation recall/precision, RAGAS-style
+    faithfulness, for one answer."""
+    out: dict[str, Any] = {"abstained": run.abstained}
+    if item["answerable"]:
+        out["correct"] = (not run.abstained) and correct(run.answer, item["must_include"])
+    else:
+        out["correct"] = run.abstained
+    out["citation_valid"] = [sources.get(c["source"], "")[c["start"]:c["end"]] == c["quote"]
+                             for c in run.citations]
+    if run.abstained:
+        return out
+    claims = [c for c in parse_claims(run.answer) if not c.text.startswith("Note:")]
+    sentence_ok, precise = [], []
+    for claim in claims:
+        cited = [run.cite_text[n] for n in claim.cited if n in run.cite_text]
+        ok = bool(cited) and judge(claim.text, "\n".join(cited)).supported
+        sentence_ok.append(ok)
+        for i, passage in enumerate(cited):
+            alone = judge(claim.text, passage).supported
+            rest = cited[:i] + cited[i + 1:]
+            needed = not (rest and judge(claim.text, "\n".join(rest)).supported)
+            precise.append(ok and (alone or needed))
+    out["sentences_supported"] = sentence_ok
+    out["citations_precise"] = precise
+    context = "\n".join(dict.fromkeys(run.cite_text.values()))
+    parts = [p.strip() for c in claims for p in re.split(r";\s+", c.text) if p.strip()]
+    out["claims_faithful"] = [bool(context) and judge(p, context).supported for p in parts]
+    retrieved = "\n".join(run.passages.values())
+    out["claims_grounded"] = [judge(p, retrieved).supported for p in parts]
+    return out
+
+
+def aggregate(items: list[dict], scores: list[dict], runs: list[Run]) -> dict:
+    def mean(xs: list[float]) -> float | None:
+        return round(sum(xs) / len(xs), 4) if xs else None
+
+    def flat(key: str, subset: list[int]) -> list[bool]:
+        return [v for i in subset for v in scores[i].get(key, [])]
+
+    def block(idx: list[int]) -> dict:
+        ans = [i for i in idx if items[i]["answerable"]]
+        una = [i for i in idx if not items[i]["answerable"]]
+        abst = [i for i in idx if scores[i]["abstained"]]
+        ranks = [items[i]["_rank"] for i in ans]
+        secs = [runs[i].seconds for i in idx]
+        firsts = [runs[i].first_token for i in idx if runs[i].first_token is not None]
+        return {
+            "n": len(idx),
+            "correctness": mean([scores[i]["correct"] for i in idx]),
+            "answerable_correctness": mean([scores[i]["correct"] for i in ans]),
+            "abstention_precision": ratio(sum(not items[i]["answerable"] for i in abst),
+                                          len(abst)),
+            "abstention_recall": ratio(sum(scores[i]["abstained"] for i in una), len(una)),
+            "false_abstention_rate": ratio(sum(scores[i]["abstained"] for i in ans), len(ans)),
+            "citation_validity": mean(flat("citation_valid", idx)),
+            "citation_recall": mean(flat("sentences_supported", idx)),
+            "citation_precision": mean(flat("citations_precise", idx)),
+            "faithfulness": mean(flat("claims_faithful", idx)),
+            "grounded_in_retrieved": mean(flat("claims_grounded", idx)),
+            "recall@1": mean([r is not None and r <= 1 for r in ranks]),
+            "recall@4": mean([r is not None and r <= 4 for r in ranks]),
+            "recall@10": mean([r is not None for r in ranks]),
+            "mrr@10": mean([1 / r if r else 0.0 for r in ranks]),
+            "seconds_p50": percentile(secs, 50),
+            "seconds_p95": percentile(secs, 95),
+            "first_token_p50": percentile(firsts, 50),
+        }
+
+    everything = list(range(len(items)))
+    cats = {c: [i for i in everything if items[i]["category"] == c]
+            for c in dict.fromkeys(it["category"] for it in items)}
+    return {"overall": block(everything), "by_category": {c: block(ix) for c, ix in cats.items()}}
+
+
+def judge_accuracy(judge: Judge, path: Path = HERE / "judge_labels.jsonl") -> dict:
+    labels = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    preds = [judge(x["claim"], x["passage"]).supported for x in labels]
+    wrong = [x["id"] for x, p in zip(labels, preds, strict=True) if p != x["supported"]]
+    return {"name": judge.name, "n": len(labels),
+            "balanced_accuracy": balanced_accuracy([x["supported"] for x in labels], preds),
+            "wrong": wrong}
+
+
+def evaluate(settings: Settings, qa: Path, out: Path, limit: int | None = None,
+             baseline: bool = True, progress: bool = True) -> dict:
+    t_start = time.perf_counter()
+    assistant = Assistant(settings)
+    assistant.ingest(progress=progress)
+    chunks = assistant.searcher.lexical().chunks
+    sources = {c.source: load_text(settings.corpus_dir / c.source) for c in chunks}
+    all_items = load_qa(qa, "\n".join(sources.values()))
+    items = stratified(all_items, limit)
+    spans = {c.id: (c.source, c.start, c.end) for c in chunks}
+    assistant.warm_up()
+    judge = Judge(assistant.embeddings, assistant.llm, threshold=0.55)
+    systems: dict[str, Any] = {"project": lambda q: run_project(assistant, q)}
+    if baseline:
+        naive = NaiveChain(assistant)
+        systems["baseline"] = naive.run
+
+    for it in items:
+        ranked = assistant.searcher.search(it["question"], k=10)
+        it["_retrieved"] = [{"chunk_id": p.chunk_id, "score": round(p.score, 5),
+                             "dense": p.dense_score, "lexical": p.lexical_score}
+                            for p in ranked]
+        it["_rank"] = (retrieval_rank(it["_retrieved"], spans, it["support"], sources)
+                       if it["support"] else None)
+
+    out.mkdir(parents=True, exist_ok=True)
+    # answer everything first, judge afterwards: judge prompts would evict the answer prompt's
+    # cached prefix from the model and distort the latencies
+    results = {name: [system(it["question"]) for it in tqdm(
+        items, desc=f"answering ({name})", unit="q", disable=not progress)]
+        for name, system in systems.items()}
+    scored = {name: [score_item(it, run, judge, sources) for it, run in tqdm(
+        list(zip(items, runs, strict=True)), desc=f"judging ({name})", unit="q",
+        disable=not progress)] for name, runs in results.items()}
+
+    with (out / "results.jsonl").open("w") as fh:
+        for i, it in enumerate(items):
+            for name in systems:
+                run, sc = results[name][i], scored[name][i]
+                row = {"id": it["id"], "system": name, "question": it["question"],
+                       "category": it["category"], "answer": run.answer,
+                       "abstained": run.abstained, "citations": run.citations,
+                       "retrieved": it["_retrieved"] if name == "project" else run.retrieved,
+                       "seconds": round(run.seconds, 3), "correct": sc["correct"],
+                       "gold_rank": it["_rank"], "scores": sc}
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    summary = {
+        "qa": str(qa), "items": len(items), "items_in_file": len(all_items),
+        "subset": len(items) < len(all_items),
+        "settings": {"model_size": settings.model_size, "backend": settings.backend,
+                     "k": settings.k, "chunk_tokens": settings.chunk_tokens},
+        "judge": judge_accuracy(judge),
+        "systems": {name: aggregate(items, scored[name], results[name]) for name in systems},
+    }
+    summary["seconds"] = round(time.perf_counter() - t_start, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_report(out / "report.html", summary, items, results, scored)
+    return summary
+
+
+def check_thresholds(summary: dict, path: Path) -> list[str]:
+    """Failures as readable lines; empty when every minimum is met."""
+    limits = tomllib.loads(path.read_text())
+    got = dict(summary["systems"]["project"]["overall"])
+    got["judge_balanced_accuracy"] = summary["judge"]["balanced_accuracy"]
+    failures = []
+    for key, bound in limits.get("min", {}).items():
+        value = got.get(key)
+        if value is None or value < bound:
+            failures.append(f"{key} = {value} is below the minimum {bound}")
+    for key, bound in limits.get("max", {}).items():
+        value = got.get(key)
+        if value is None or value > bound:
+            failures.append(f"{key} = {value} is above the maximum {bound}")
+    return failures
+
+
+def print_table(summary: dict) -> None:
+    cols = ["correctness", "abstention_recall", "abstention_precision", "false_abstention_rate",
+            "citation_validity", "citation_recall", "citation_precision", "faithfulness",
+            "grounded_in_retrieved", "recall@4", "mrr@10", "seconds_p50", "seconds_p95"]
+    names = list(summary["systems"])
+    print(f"\n{'metric':<24}" + "".join(f"{n:>12}" for n in names))
+    for col in cols:
+        vals = [summary["systems"][n]["overall"].get(col) for n in names]
+        print(f"{col:<24}" + "".join(f"{'-' if v is None else v:>12}" for v in vals))
+    j = summary["judge"]
+    print(f"\njudge {j['name']}: balanced accuracy {j['balanced_accuracy']} on {j['n']} labels")
+    sub = " (stratified subset)" if summary["subset"] else ""
+    print(f"{summary['items']} of {summary['items_in_file']} items{sub} in "
+          f"{summary['seconds']} s")
+
+
+def main(settings: Settings, args: argparse.Namespace) -> int:
+    summary = evaluate(settings, args.qa, args.out, args.limit, not args.no_baseline)
+    print_table(summary)
+    print(f"wrote {args.out}/results.jsonl, summary.json, report.html")
+    if args.thresholds:
+        failures = check_thresholds(summary, args.thresholds)
+        for f in failures:
+            print(f"THRESHOLD FAILED: {f}", file=sys.stderr)
+        return 1 if failures else 0
+    return 0
