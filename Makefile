@@ -10,7 +10,10 @@ setup:
 ingest: setup
 	@$(RAG) ingest
 
-run: ingest
+run: setup
+	@$(RAG) ui
+
+chat: ingest
 	@$(RAG) chat
 
 test: setup

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("chat", help="interactive question prompt in the terminal")
     sub.add_parser("models", help="assemble and verify the embedded GGUF models")
+    p = sub.add_parser("ui", help="start the chat UI (default http://127.0.0.1:7860)")
+    p.add_argument("--host", default=os.environ.get("RAG_UI_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("RAG_UI_PORT", "7860")))
 
     p = sub.add_parser("eval", help="run the eval harness on a Q&A file")
     p.add_argument("--qa", type=Path, default=Path("evals/qa.jsonl"))
@@ -62,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
             return _ask(Assistant(settings), args.question, args.json)
         if args.command == "chat":
             return _chat(Assistant(settings))
+        if args.command == "ui":
+            from .ui import launch
+
+            launch(settings, args.host, args.port)
+            return 0
         if args.command == "models":
             from .models import MODELS, model_file
 
