@@ -248,13 +248,15 @@ def launch(settings: Settings | None = None, host: str = "127.0.0.1", port: int 
     t0 = time.perf_counter()
     report = service.assistant().ingest(progress=True)
     print(f"Index: {report.summary()}")
-    threading.Thread(target=service.warm_up, daemon=True).start()
     demo = build_app(service)
     user, password = os.environ.get("RAG_UI_USER"), os.environ.get("RAG_UI_PASSWORD")
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=True,
                 auth=(user, password) if user and password else None, css=CSS,
                 footer_links=["api"], quiet=True)
     print(f"Ready on http://{host}:{port} in {time.perf_counter() - t0:.1f} s", flush=True)
+    # load the LLM now rather than on the first question; started after the print because
+    # llama.cpp silences stdout/stderr while it loads
+    threading.Thread(target=service.warm_up, daemon=True).start()
     if block:
         demo.block_thread()
     return demo

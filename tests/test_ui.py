@@ -1,0 +1,175 @@
+"""The chat UI: rendering helpers, then the real app in a real headless Chromium (Playwright)
+and through gradio_client from this second process. Screenshots go to test-output/ui/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rag.types import Answer, Citation, Passage
+from rag.ui import answer_html, contextualize, sources_html
+
+from .conftest import ARTICLE, OUTPUT, PROJECT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = OUTPUT / "ui"
+
+
+def test_document_html_is_escaped_in_the_sources_panel():
+    evil = "<script>alert('x')</script> The pier is <b>300 m</b> long."
+    p = Passage("c1", "evil<img src=x>.html", 0, len(evil), evil, rank=1)
+    start = evil.index("The pier")
+    answer = Answer("The pier is 300 m long [1].", False,
+                    [Citation(1, p.source, "c1", start, len(evil), evil[start:])], [p])
+    out = sources_html(answer, details=True)
+    assert "<script>" not in out and "<img" not in out and "<b>" not in out
+    assert "&lt;script&gt;" in out and "<mark>" in out
+
+
+def test_footnotes_link_to_their_source_cards_and_abstentions_look_different():
+    assert 'href="#cite-1"' in answer_html(Answer("It is red [1].", False))
+    assert 'class="abstain"' in answer_html(Answer("The documents don't say.", True))
+    assert "&lt;b&gt;" in answer_html(Answer("<b>bold</b> [1].", False))
+
+
+def test_follow_ups_are_rewritten_with_the_previous_question():
+    history = [{"role": "user", "content": "What is Tajikistan's main security concern?"},
+               {"role": "assistant", "content": "..."}]
+    assert contextualize("And who said that?", history).startswith("What is Tajikistan")
+    assert contextualize("How much is the Boeing deal worth?", history) == \
+        "How much is the Boeing deal worth?"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serving(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ui")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    shutil.copy(ARTICLE, corpus / ARTICLE.name)
+    port = free_port()
+    env = dict(os.environ, RAG_CORPUS_DIR=str(corpus), RAG_STORE_DIR=str(root / "store"),
+               RAG_MODEL_DIR=str(PROJECT / ".rag" / "models"))
+    log = open(root / "app.log", "w")  # noqa: SIM115 - closed below
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(PROJECT / "app_gradio.py"), "--port",
+                             str(port)], cwd=PROJECT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 240
+        url = f"http://127.0.0.1:{port}"
+        while not _serving(url):
+            assert proc.poll() is None, (root / "app.log").read_text()
+            assert time.time() < deadline, "the app did not start in 240 s"
+            time.sleep(0.5)
+        print(f"\nUI ready in {time.perf_counter() - t0:.1f} s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed (apt-get install chromium)")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url)
+        page.wait_for_selector("#question textarea", timeout=60_000)
+        yield page
+        browser.close()
+
+
+def ask(page, question: str) -> None:
+    box = page.locator("#question textarea")
+    box.fill(question)
+    box.press("Enter")
+
+
+@pytest.mark.ui
+def test_answer_streams_with_a_clickable_footnote_that_highlights_the_quote(page):
+    page.screenshot(path=str(SHOTS / "0-empty.png"))
+    t0 = time.perf_counter()
+    ask(page, "How much is the Boeing deal worth?")
+    footnote = page.locator("#chat sup.fn a").first
+    footnote.wait_for(timeout=180_000)
+    print(f"\nanswer with footnote after {time.perf_counter() - t0:.1f} s")
+    page.screenshot(path=str(SHOTS / "1-answer.png"))
+    footnote.click()
+    mark = page.locator("#sources #cite-1 mark")
+    mark.wait_for(state="visible", timeout=10_000)
+    assert "$3.2 billion" in mark.inner_text()
+    assert page.evaluate("location.hash") == "#cite-1"
+    page.screenshot(path=str(SHOTS / "2-footnote-clicked.png"))
+
+
+@pytest.mark.ui
+def test_unanswerable_question_shows_the_abstention_style(page):
+    ask(page, "What is the capital of Tajikistan?")
+    page.locator("#chat .abstain").last.wait_for(timeout=180_000)
+    assert "don't say" in page.locator("#chat .abstain").last.inner_text()
+    page.screenshot(path=str(SHOTS / "3-abstention.png"))
+
+
+@pytest.mark.ui
+def test_uploaded_file_can_be_asked_about(page, tmp_path):
+    doc = tmp_path / "festival-notes.txt"
+    doc.write_text("The Zorblat lantern festival takes place every March in the town of "
+                   "Kulob. It was first held in 1987.\n")
+    page.get_by_text("Add documents").click()
+    page.locator("#upload input[type=file]").set_input_files(str(doc))
+    page.locator("#index-button").click()
+    status = page.locator("#upload-status textarea")
+    page.wait_for_function(
+        "() => document.querySelector('#upload-status textarea').value.includes('Indexed')",
+        timeout=120_000)
+    assert "1 added" in status.input_value()
+    page.screenshot(path=str(SHOTS / "4-upload.png"))
+    ask(page, "When was the Zorblat lantern festival first held?")
+    page.wait_for_function(
+        "() => document.querySelector('#sources').innerText.includes('festival-notes.txt')",
+        timeout=180_000)
+    sources = page.locator("#sources").inner_text()
+    assert "festival-notes.txt" in sources and "1987" in sources
+    page.screenshot(path=str(SHOTS / "5-upload-answer.png"))
+
+
+@pytest.mark.ui
+def test_gradio_client_from_a_second_process(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    history, sources = client.predict("Who is Emily Harding?", [], "1.5b", 4, False,
+                                      api_name="/ask")
+    text = str(history[-1]["content"])
+    assert "cite-1" in text
+    assert "Atlantic Council" in sources
