@@ -17,6 +17,7 @@ chat: ingest
 	@$(RAG) chat
 
 test: setup
+	@bash scripts/install-browser.sh
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/python -m pytest
 

@@ -73,7 +73,7 @@ class ChatService:
         history = list(history or [])
         question = (message or "").strip()
         history.append({"role": "user", "content": question})
-        history.append({"role": "assistant", "content": "🔎 Searching the documents…"})
+        history.append({"role": "assistant", "content": "Searching the documents…"})
         yield history, ""
         asked = contextualize(question, history[:-2])
         assistant = self.assistant(model_size)
@@ -139,12 +139,12 @@ def contextualize(question: str, history: list[dict]) -> str:
 
 
 def _error(text: str) -> str:
-    return f'<div class="error">⚠️ {html.escape(text)}</div>'
+    return f'<div class="error">{html.escape(text)}</div>'
 
 
 def answer_html(answer: Answer) -> str:
     if answer.abstained:
-        return f'<div class="abstain">📭 {html.escape(answer.text)}</div>'
+        return f'<div class="abstain">{html.escape(answer.text)}</div>'
     body = html.escape(answer.text)
     body = re.sub(r"\[(\d+)\]", r'<sup class="fn"><a href="#cite-\1">[\1]</a></sup>', body)
     if answer.dropped:
