@@ -82,10 +82,6 @@ class LlamaCppLLM:
         s = self.settings
         return _load_llama(str(model_file(s.model_size, s.model_dir)), s.n_ctx, s.n_threads)
 
-    def count_tokens(self, messages: list[dict[str, str]]) -> int:
-        text = "".join(m["content"] for m in messages)
-        return len(self.model.tokenize(text.encode(), add_bos=False))
-
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         llm = self.model
         with self._lock:  # one generation at a time per loaded model
