@@ -22,6 +22,17 @@ def embeddings() -> LocalEmbeddings:
     return default_embeddings()
 
 
+@pytest.fixture(scope="module")
+def article_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A private copy of the default article with its own (empty) index, per test module."""
+    root = tmp_path_factory.mktemp("article")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    shutil.copy(ARTICLE, corpus / ARTICLE.name)
+    return Settings.load(corpus_dir=corpus, store_dir=root / "store",
+                         model_dir=PROJECT / ".rag" / "models")
+
+
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     """A writable copy of the fixture corpus."""

@@ -2,27 +2,16 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from rag import Assistant, Settings
+from rag import Assistant
 
-from .conftest import ARTICLE, PROJECT
+from .conftest import ARTICLE
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def article_settings(tmp_path_factory):
-    root = tmp_path_factory.mktemp("article")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    shutil.copy(ARTICLE, corpus / ARTICLE.name)
-    return Settings.load(corpus_dir=corpus, store_dir=root / "store",
-                         model_dir=PROJECT / ".rag" / "models")
 
 
 @pytest.fixture(scope="module")

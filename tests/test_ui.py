@@ -17,7 +17,7 @@ import pytest
 from rag.types import Answer, Citation, Passage
 from rag.ui import answer_html, contextualize, sources_html
 
-from .conftest import ARTICLE, OUTPUT, PROJECT
+from .conftest import OUTPUT, PROJECT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = OUTPUT / "ui"
@@ -62,14 +62,12 @@ def _serving(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ui")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    shutil.copy(ARTICLE, corpus / ARTICLE.name)
+def app_url(article_settings):
+    s = article_settings
+    root = s.store_dir.parent
     port = free_port()
-    env = dict(os.environ, RAG_CORPUS_DIR=str(corpus), RAG_STORE_DIR=str(root / "store"),
-               RAG_MODEL_DIR=str(PROJECT / ".rag" / "models"))
+    env = dict(os.environ, RAG_CORPUS_DIR=str(s.corpus_dir), RAG_STORE_DIR=str(s.store_dir),
+               RAG_MODEL_DIR=str(s.model_dir))
     log = open(root / "app.log", "w")  # noqa: SIM115 - closed below
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(PROJECT / "app_gradio.py"), "--port",
