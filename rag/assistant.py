@@ -16,7 +16,7 @@ from .ingestion import IngestReport, ingest
 from .retrieval import HybridRetriever, HybridSearcher
 from .settings import Settings
 from .store import ChunkStore
-from .text import STOPWORDS, known_word, normalize, words
+from .text import STOPWORDS, normalize, words
 from .types import Answer, Passage
 from .verify import Checked, Checker, assemble
 
@@ -171,9 +171,7 @@ class Assistant:
         source states the thesis, so it leads the context."""
         if not passages:
             return passages
-        source = passages[0].source
-        chunks = [c for c in self.searcher.lexical().chunks if c.source == source]
-        first = min(chunks, key=lambda c: c.start, default=None)
+        first = self.searcher.lexical().first_chunk(passages[0].source)
         if first is None or any(p.chunk_id == first.id for p in passages):
             return passages
         lead = Passage(first.id, first.source, first.start, first.end, first.text, rank=0)
@@ -182,13 +180,13 @@ class Assistant:
     def _unknown_terms(self, question: str) -> list[str]:
         """Names and figures in the question that occur nowhere in the corpus (false-premise
         signals such as 'Airbus' or '2015')."""
-        vocab = self.searcher.lexical().vocabulary
+        lexical = self.searcher.lexical()
         out = []
         for m in _NAME_OR_FIGURE.finditer(question):
             term = m.group(0)
             if m.start() == 0 or normalize(term) in STOPWORDS:
                 continue
-            if all(known_word(w, vocab) for w in words(term)):
+            if all(lexical.knows(w) for w in words(term)):
                 continue
             if term not in out:
                 out.append(term)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .chunking import chunk_text
 from .embeddings import LocalEmbeddings, default_embeddings
+from .lexical import LexicalIndex
 from .loaders import LoadError, discover, load_text, relative_source
 from .settings import Settings
 from .store import ChunkStore
@@ -112,6 +113,14 @@ def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
         vectors = embeddings.encode([c.text for c in new], progress=progress and len(new) > 0)
         vec_of = {c.id: v for c, v in zip(new, vectors, strict=True)}
         report.embedded = len(new)
+        lexical = LexicalIndex(store.lexical_path)
+        in_step = lexical.state == store.state
+        if todo or gone:
+            # Bump first: until the lexical index is written with the new generation, readers
+            # (and the next ingest) see the two out of step and resynchronise.
+            store.bump_generation()
+        added: list[Chunk] = []
+        deleted: set[str] = set()
         for root, sha, chunks, old in todo:
             fresh = [c for c in chunks if c.id not in old]
             kept = [c for c in chunks if c.id in old]
@@ -119,11 +128,18 @@ def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
                 store.add(fresh, _stack([vec_of[c.id] for c in fresh]), root, sha, len(chunks))
             if kept:
                 store.relabel(kept, root, sha, len(chunks))
-            store.delete(old - {c.id for c in chunks})
+            stale = old - {c.id for c in chunks}
+            store.delete(stale)
+            added += chunks
+            deleted |= stale
         for f in gone:
             store.delete(f.ids)
-        if todo or gone:
-            store.bump_generation()
+            deleted |= f.ids
+        if in_step:
+            lexical.apply(added, deleted, store.state)
+        else:  # first ingest, or an earlier one was interrupted: copy what the store holds
+            lexical.rebuild(store.all_chunks(), store.state)
+        lexical.close()
         report.chunks = store.count()
     report.seconds = round(time.perf_counter() - t0, 2)
     for file, why in report.skipped:

@@ -9,41 +9,13 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
-from rank_bm25 import BM25Okapi
 
 from .embeddings import LocalEmbeddings
+from .ingestion import IngestBusy, ingest_lock
+from .lexical import LexicalIndex
 from .settings import Settings
 from .store import ChunkStore
-from .text import content_words
-from .types import Chunk, Passage
-
-
-class LexicalIndex:
-    """BM25 (Okapi) over content words; numbers such as '3.2' and '1992' are kept as terms."""
-
-    def __init__(self, chunks: list[Chunk]) -> None:
-        self.chunks = chunks
-        docs = [content_words(c.text) for c in chunks]
-        self.vocabulary = {w for d in docs for w in d}
-        self.doc_freq: dict[str, int] = {}
-        for d in docs:
-            for w in set(d):
-                self.doc_freq[w] = self.doc_freq.get(w, 0) + 1
-        self._bm25 = BM25Okapi(docs) if chunks else None
-
-    def rare_terms(self, query: str, max_share: float = 0.2) -> list[str]:
-        """Query words that occur in the corpus, but in few chunks: names, figures, topics."""
-        limit = max(1, int(max_share * len(self.chunks)))
-        return [w for w in dict.fromkeys(content_words(query))
-                if 0 < self.doc_freq.get(w, 0) <= limit]
-
-    def search(self, query: str, k: int) -> list[tuple[Chunk, float]]:
-        terms = [t for t in content_words(query) if t in self.vocabulary]
-        if not terms or self._bm25 is None:
-            return []
-        scores = self._bm25.get_scores(terms)
-        order = np.argsort(-scores)[:k]
-        return [(self.chunks[i], float(scores[i])) for i in order if scores[i] > 0]
+from .types import Passage
 
 
 def rrf(rankings: list[list[str]], weights: list[float], k: int = 60) -> dict[str, float]:
@@ -56,22 +28,28 @@ def rrf(rankings: list[list[str]], weights: list[float], k: int = 60) -> dict[st
 
 
 class HybridSearcher:
-    """Holds the store, the embedder and a BM25 index rebuilt when the store changes."""
+    """Holds the store, the embedder and the on-disk lexical index that mirrors the store."""
 
     def __init__(self, store: ChunkStore, embeddings: LocalEmbeddings, settings: Settings) -> None:
         self.store = store
         self.embeddings = embeddings
         self.settings = settings
-        self._lexical: LexicalIndex | None = None
-        self._generation = -1
+        self._lexical = LexicalIndex(store.lexical_path)
         self._lock = threading.Lock()
 
     def lexical(self) -> LexicalIndex:
-        gen = self.store.generation
+        """The lexical index, first resynchronised from the store if it is out of step (an
+        interrupted ingest) and no ingest is running (a running one will write it)."""
+        state = self.store.state
         with self._lock:
-            if self._lexical is None or gen != self._generation:
-                self._lexical = LexicalIndex(self.store.all_chunks())
-                self._generation = gen
+            if self._lexical.state != state:
+                try:
+                    with ingest_lock(self.settings):
+                        state = self.store.state
+                        if self._lexical.state != state:
+                            self._lexical.rebuild(self.store.all_chunks(), state)
+                except IngestBusy:
+                    pass
             return self._lexical
 
     def search(self, query: str, k: int | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
@@ -86,8 +87,26 @@ class ChunkStore:
     # -- reading ---------------------------------------------------------------------------
     @property
     def generation(self) -> int:
-        """Bumped by every ingest that changed something; caches key on it."""
-        return int((self.collection.metadata or {}).get("generation", 0))
+        """Bumped by every ingest that changes something; caches key on it. Read afresh, since
+        another process (an ingest, another app) may have changed it."""
+        try:
+            fresh = self.client.get_collection(self.settings.collection, embedding_function=None)
+        except Exception as exc:  # noqa: BLE001 - dropped by a rebuild elsewhere
+            raise StoreError(f"the index at {_where(self.settings)} changed under this "
+                             "process (rebuilt?); restart it") from exc
+        if fresh.id != self.collection.id:
+            raise StoreError(f"the index at {_where(self.settings)} was rebuilt by another "
+                             "process; restart this one")
+        return int((fresh.metadata or {}).get("generation", 0))
+
+    @property
+    def state(self) -> tuple[str, int]:
+        """(collection id, generation): what the lexical index must match."""
+        return str(self.collection.id), self.generation
+
+    @property
+    def lexical_path(self) -> Path:
+        return self.settings.store_dir / f"lexical-{self.settings.collection}.sqlite3"
 
     def count(self) -> int:
         return self.collection.count()
@@ -167,7 +186,7 @@ class ChunkStore:
 
     def bump_generation(self) -> None:
         meta = dict(self.collection.metadata or {})
-        meta["generation"] = int(meta.get("generation", 0)) + 1
+        meta["generation"] = self.generation + 1
         self.collection.modify(metadata=meta)
 
 

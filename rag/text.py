@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Collection, Iterable
 from functools import lru_cache
+from typing import Protocol
 
 import tiktoken
 
@@ -106,7 +108,15 @@ def content_words(text: str) -> list[str]:
 _US_WORDS = {"united", "states", "america", "american", "americans", "usa", "us"}
 
 
-def known_word(word: str, vocabulary: set[str]) -> bool:
+class Vocabulary(Protocol):
+    """A large word set (the lexical index) that can list its words by prefix."""
+
+    def __contains__(self, word: object) -> bool: ...
+
+    def starting_with(self, prefix: str) -> Iterable[str]: ...
+
+
+def known_word(word: str, vocabulary: Collection[str] | Vocabulary) -> bool:
     """Whether ``word`` (from ``words()``) occurs in ``vocabulary``, allowing another ending
     ('chinese' ~ 'china', 'tajik' ~ 'tajikistan') and 'United States' ~ 'U.S.'."""
     word = word.rstrip(".")
@@ -116,7 +126,9 @@ def known_word(word: str, vocabulary: set[str]) -> bool:
         return True
     if word.replace(".", "").isdigit() or len(word) < 4:
         return False
-    for v in vocabulary:
+    scan = vocabulary.starting_with(word[:4]) if hasattr(vocabulary, "starting_with") \
+        else vocabulary
+    for v in scan:
         n = len(os.path.commonprefix([word, v]))
         if n >= 4 and n >= 0.6 * min(len(word), len(v)) and not v[:n].isdigit():
             return True
