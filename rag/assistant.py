@@ -11,8 +11,9 @@ from pathlib import Path
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from .embeddings import LocalEmbeddings, default_embeddings
-from .generation import LLM, NOT_FOUND, build_messages, make_llm
+from .generation import LLM, NOT_FOUND, BackendError, build_messages, make_llm
 from .ingestion import IngestReport, ingest
+from .models import ModelError
 from .retrieval import HybridRetriever, HybridSearcher
 from .settings import Settings
 from .store import ChunkStore
@@ -21,6 +22,8 @@ from .types import Answer, Passage
 from .verify import Checked, Checker, assemble
 
 ABSTAIN = "The documents don't say."
+FALLBACK_LABEL = ("The language model is unavailable, so this is not an answer: the most relevant "
+                  "passages, quoted verbatim")
 
 
 class QuestionError(ValueError):
@@ -105,12 +108,15 @@ class Assistant:
         messages = build_messages(q, passages)
         t1 = time.perf_counter()
         pieces: list[str] = []
-        for piece in self.llm.stream(messages, s.max_tokens):
-            if not pieces:
-                timings["first_token"] = time.perf_counter() - t1
-            pieces.append(piece)
-            if on_token:
-                on_token(piece)
+        try:
+            for piece in self.llm.stream(messages, s.max_tokens):
+                if not pieces:
+                    timings["first_token"] = time.perf_counter() - t1
+                pieces.append(piece)
+                if on_token:
+                    on_token(piece)
+        except (BackendError, ModelError) as exc:
+            return self._fallback(q, passages, exc, timings, t0)
         output = "".join(pieces).strip()
         timings["generate"] = time.perf_counter() - t1
 
@@ -191,6 +197,16 @@ class Assistant:
             if term not in out:
                 out.append(term)
         return out
+
+    def _fallback(self, question: str, passages: list[Passage], error: Exception,
+                  timings: dict[str, float], t0: float) -> Answer:
+        """No model answer: the closest sentences of the top passages, verbatim and labelled."""
+        text, citations = assemble(self.checker.best_quotes(question, passages))
+        timings["total"] = time.perf_counter() - t0
+        label = f"{FALLBACK_LABEL} ({error})."
+        return Answer(f"{label} {text}" if citations else f"{label} {ABSTAIN}", not citations,
+                      citations, passages, reason=f"backend: {error}", fallback=True,
+                      timings=_round(timings))
 
     def _abstain(self, passages: list[Passage], reason: str, unknown: list[str],
                  timings: dict[str, float], t0: float) -> Answer:

@@ -62,10 +62,12 @@ class Answer:
     reason: str = ""  # why it abstained (gate, model, checker)
     raw: str = ""  # the model's unchecked output
     timings: dict[str, float] = field(default_factory=dict)
+    fallback: bool = False  # no model answer: verbatim quotes of the best passages
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.text,
             "abstained": self.abstained,
+            "fallback": self.fallback,
             "citations": [c.to_dict() for c in self.citations],
         }

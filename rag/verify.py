@@ -177,6 +177,23 @@ class Checker:
         self._spans[passage.chunk_id] = (spans, vecs)
         return spans, vecs
 
+    def best_quotes(self, question: str, passages: list[Passage], n: int = 2) -> Checked:
+        """The sentence of each of the top ``n`` passages closest to ``question``, verbatim:
+        the fallback when no model can answer."""
+        checked = Checked()
+        qvec = self.embeddings.encode([question])[0]
+        for passage in passages[:n]:
+            spans, vecs = self.quote_spans(passage)
+            sentences = [(i, s) for i, s in enumerate(spans) if s[0] == s[2] and s[1] == s[3]]
+            if not sentences:
+                continue
+            i, (a, b, _, _) = max(sentences, key=lambda x: float(vecs[x[0]] @ qvec))
+            quote = passage.text[a:b]
+            support = Support(passage, passage.start + a, passage.start + b, quote,
+                              float(vecs[i] @ qvec))
+            checked.sentences.append((f"\u201c{quote.rstrip('.')}\u201d", [support]))
+        return checked
+
     def check(self, output: str, passages: list[Passage], question: str = "") -> Checked:
         """Keep the sentences of ``output`` that the passages support. A terse claim
         ("$3.2 billion") is compared in the context of the ``question`` it answers."""

@@ -1,0 +1,116 @@
+"""A model backend that fails: a clear error from the backend, and the assistant falls back to
+verbatim quotes of the best passages, labelled as such. The failing backends are real HTTP
+servers on loopback that misbehave in one way each."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from rag import Assistant, BackendError
+from rag.assistant import FALLBACK_LABEL
+from rag.generation import OpenAICompatibleLLM, _load_llama, build_messages
+from rag.ingestion import ingest
+from rag.loaders import load_text
+
+BODIES = {
+    "malformed": b"data: {this is not json\n\n",
+    "empty": b"data: [DONE]\n\n",
+    "no-choices": b'data: {"choices": []}\n\ndata: [DONE]\n\n',
+}
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    mode = "ok"
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        try:
+            self._answer()
+        except (BrokenPipeError, ConnectionResetError):  # the client timed out first
+            pass
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.mode == "slow":
+            time.sleep(3)
+        if self.mode == "http500":
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(b"internal error")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.wfile.write(BODIES.get(self.mode, b""))
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def broken_server() -> Iterator[tuple[str, type[_Handler]]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/v1", _Handler
+    server.shutdown()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+CASES = [("slow", "did not answer within 1 s"), ("http500", "HTTP 500"),
+         ("malformed", "malformed response"), ("empty", "empty answer"),
+         ("no-choices", "malformed response")]
+
+
+@pytest.mark.parametrize(("mode", "message"), CASES)
+def test_a_misbehaving_server_raises_a_clear_backend_error(settings, broken_server, mode,
+                                                           message):
+    url, handler = broken_server
+    handler.mode = mode
+    llm = OpenAICompatibleLLM(settings.replace(backend="openai", openai_base_url=url,
+                                               timeout=1.0))
+    with pytest.raises(BackendError, match=message):
+        list(llm.stream(build_messages("question?", []), 8))
+
+
+def test_a_server_that_is_down_raises_a_clear_backend_error(settings):
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    llm = OpenAICompatibleLLM(settings.replace(backend="openai", openai_base_url=url))
+    with pytest.raises(BackendError, match="cannot reach the LLM server"):
+        list(llm.stream(build_messages("question?", []), 8))
+
+
+@pytest.mark.parametrize("mode", ["slow", "malformed", "down"])
+def test_without_a_model_the_answer_is_labelled_verbatim_quotes(settings, embeddings,
+                                                                broken_server, mode):
+    url, handler = broken_server
+    handler.mode = mode
+    if mode == "down":
+        url = f"http://127.0.0.1:{_closed_port()}/v1"
+    settings = settings.replace(backend="openai", openai_base_url=url, timeout=1.0)
+    ingest(settings=settings, embeddings=embeddings, progress=False)
+    answer = Assistant(settings, embeddings=embeddings).ask("Who was the chief engineer?")
+    assert answer.fallback and not answer.abstained
+    assert answer.text.startswith(FALLBACK_LABEL)
+    assert answer.reason.startswith("backend: ")
+    assert answer.citations and "[1]" in answer.text
+    assert any("Margit Oduya" in c.quote for c in answer.citations)
+    for c in answer.citations:  # verbatim: each quote is the source text at its offsets
+        assert load_text(settings.corpus_dir / c.source)[c.start:c.end] == c.quote
+        assert f"\u201c{c.quote.rstrip('.')}\u201d" in answer.text
+
+
+def test_a_corrupt_model_file_gives_a_clear_error(tmp_path):
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 4096)
+    with pytest.raises(BackendError, match="cannot load the model file"):
+        _load_llama(str(bad), 512, 1)
