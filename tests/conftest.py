@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,3 +71,55 @@ class FakeLLM:
 @pytest.fixture
 def fake_llm() -> type[FakeLLM]:
     return FakeLLM
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(cmd: list[str], ready_url: str, log: Path,
+                   timeout: float = 120.0) -> Iterator[subprocess.Popen]:
+    """Start ``cmd`` (a server on loopback), wait until ``ready_url`` answers, stop it after."""
+    import httpx
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{cmd[0]} exited: {log.read_text()[-2000:]}")
+                try:
+                    if httpx.get(ready_url, timeout=2).status_code < 500:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{cmd[0]} not ready after {timeout:.0f} s")
+                time.sleep(0.3)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``chroma run`` server on loopback, for the client/server mode."""
+    port = free_port()
+    path = tmp_path_factory.mktemp("chroma-server")
+    cmd = [str(Path(sys.executable).parent / "chroma"), "run", "--path", str(path),
+           "--host", "127.0.0.1", "--port", str(port)]
+    with running_server(cmd, f"http://127.0.0.1:{port}/api/v2/heartbeat",
+                        OUTPUT / "servers" / "chroma.log"):
+        yield f"http://127.0.0.1:{port}"
