@@ -1,0 +1,155 @@
+"""Ingestion survives ``kill -9`` at any point, and answering goes on while an ingest runs.
+
+A real ``rag ingest`` subprocess over a corpus of 40 files (~840 chunks, several seconds) is
+killed at several points of its run; re-running the ingest must leave a store equal to a fresh
+build: same chunks, same offsets, no duplicates, no orphans, the lexical index in step.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rag import Assistant, IngestBusy, Settings
+from rag.ingestion import ingest
+from rag.lexical import LexicalIndex
+from rag.store import ChunkStore
+
+from .conftest import ARTICLE, PROJECT
+
+N_FILES = 40
+
+
+def _big_corpus(dest: Path) -> Path:
+    """40 distinct files made from the article's paragraphs, rotated."""
+    paragraphs = [p for p in ARTICLE.read_text().split("\n\n") if p.strip()]
+    dest.mkdir(parents=True)
+    for i in range(N_FILES):
+        r = i % len(paragraphs)
+        body = "\n\n".join(paragraphs[r:] + paragraphs[:r])
+        (dest / f"report-{i:02d}.txt").write_text(f"Field report number {i}.\n\n{body}\n")
+    return dest
+
+
+def _snapshot(settings: Settings) -> dict:
+    """Everything that must equal a fresh build's, as comparable values."""
+    store = ChunkStore(settings)
+    got = store.collection.get(include=["metadatas"])
+    rows = sorted((cid, m["source"], m["start"], m["end"], m["file_sha"], m["n_chunks"])
+                  for cid, m in zip(got["ids"], got["metadatas"], strict=True))
+    lexical = LexicalIndex(store.lexical_path)
+    return {"rows": rows, "count": store.count(), "unique": len({r[0] for r in rows}),
+            "lexical": sorted((c.id, c.source, c.start, c.end) for c in lexical.chunks()),
+            "in_step": lexical.state == store.state}
+
+
+def _ingest_cmd(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ, "RAG_STORE_DIR": str(settings.store_dir),
+           "RAG_CORPUS_DIR": str(settings.corpus_dir), "HF_HUB_OFFLINE": "1"}
+    return [sys.executable, "-m", "rag.cli", "ingest"], env
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict, float]:
+    """The corpus, its fresh-build snapshot, and how long a full subprocess ingest takes."""
+    root = tmp_path_factory.mktemp("big")
+    settings = Settings.load(corpus_dir=_big_corpus(root / "corpus"), store_dir=root / "fresh")
+    cmd, env = _ingest_cmd(settings)
+    t0 = time.monotonic()
+    subprocess.run(cmd, env=env, cwd=PROJECT, check=True, capture_output=True, timeout=600)
+    return settings, _snapshot(settings), time.monotonic() - t0
+
+
+def _queued(settings: Settings) -> int:
+    """Chunk writes Chroma has logged so far (its write-ahead queue), read-only."""
+    db = settings.store_dir / "chroma.sqlite3"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1) as con:
+            return con.execute("SELECT count(*) FROM embeddings_queue").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+# (when, share): after `share` of the full run time (loading, embedding), or once `share` of
+# the chunks have been written to Chroma (the write phase, a second or two long).
+KILL_POINTS = [("time", 0.3), ("time", 0.7), ("written", 0.1), ("written", 0.5),
+               ("written", 0.9)]
+
+
+@pytest.mark.parametrize(("when", "share"), KILL_POINTS)
+def test_kill_9_mid_ingest_then_rerun_equals_a_fresh_build(big, tmp_path, embeddings, when,
+                                                           share):
+    fresh_settings, fresh, full_seconds = big
+    settings = fresh_settings.replace(store_dir=tmp_path / "store")
+    cmd, env = _ingest_cmd(settings)
+    proc = subprocess.Popen(cmd, env=env, cwd=PROJECT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    if when == "time":
+        time.sleep(share * full_seconds)
+    else:
+        while _queued(settings) < share * fresh["count"] and proc.poll() is None:
+            time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    stored = ChunkStore(settings, create=True).count()  # opens after the kill: not corrupt
+    print(f"killed ({when} {share:.0%}): {stored} of {fresh['count']} chunks stored")
+    assert proc.returncode == -signal.SIGKILL  # it was killed, not finished
+    if when == "written":
+        assert 0 < stored < fresh["count"]  # really mid-write
+
+    report = ingest(settings=settings, embeddings=embeddings, progress=False)  # the re-run
+    after = _snapshot(settings)
+    assert after == fresh, f"killed ({when} {share:.0%})"
+    assert report.chunks == fresh["count"] == after["unique"]
+    again = ingest(settings=settings, embeddings=embeddings, progress=False)
+    assert again.embedded == 0 and again.unchanged == N_FILES
+
+
+def test_answers_keep_working_while_another_process_ingests(big, tmp_path, embeddings,
+                                                            fake_llm):
+    fresh_settings, fresh, _ = big
+    settings = fresh_settings.replace(store_dir=tmp_path / "store")
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "seed-article.txt").write_text(ARTICLE.read_text())
+    seeded = ingest([seed], settings=settings, embeddings=embeddings, progress=False).chunks
+
+    llm = fake_llm(*["Boeing signed a $3.2 billion deal [1]."] * 1000)
+    assistant = Assistant(settings, llm=llm, embeddings=embeddings)
+    cmd, env = _ingest_cmd(settings)
+    proc = subprocess.Popen(cmd, env=env, cwd=PROJECT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = ""
+    while "Embedding" not in seen and proc.poll() is None:  # it holds the lock by now
+        seen += proc.stderr.read(1)
+    answered, refused = 0, 0
+    try:
+        while proc.poll() is None:
+            answer = assistant.ask("How much is the Boeing deal worth?")
+            assert not answer.abstained and "3.2 billion" in answer.citations[0].quote
+            answered += 1
+            try:
+                ingest([seed], settings=settings, embeddings=embeddings, progress=False)
+            except IngestBusy as exc:
+                assert "another ingest is running" in str(exc)
+                refused += 1
+            time.sleep(0.2)
+    finally:
+        rest = proc.stderr.read()
+        proc.wait(600)
+    assert proc.returncode == 0, seen + rest
+    assert answered >= 3 and refused >= 1
+    # once it finished, the new files are searchable (dense and lexical) in this process
+    hits = assistant.retrieve("Field report number 37")
+    assert any(p.source == "report-37.txt" for p in hits)
+    assert _snapshot(settings)["count"] == fresh["count"] + seeded
