@@ -190,7 +190,10 @@ class Assistant:
         out = []
         for m in _NAME_OR_FIGURE.finditer(question):
             term = m.group(0)
-            if m.start() == 0 or normalize(term) in STOPWORDS:
+            if _SENTENCE_START.search(question[:m.start()]):
+                # a capital that only starts a sentence is no name: 'Did Airbus' -> 'Airbus'
+                term = term.split(maxsplit=1)[1] if " " in term else ""
+            if not term or normalize(term) in STOPWORDS:
                 continue
             if all(lexical.knows(w) for w in words(term)):
                 continue
@@ -217,6 +220,7 @@ class Assistant:
 
 _NAME_OR_FIGURE = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9](?:\s+[A-Z][\w-]*[A-Za-z0-9])*|"
                              r"\$?\d{3,}(?:\.\d+)?|\$?\d+\.\d+")
+_SENTENCE_START = re.compile(r"(^|[.!?:;]\s+)\W*$")
 _OVERVIEW = re.compile(r"\b(summar\w*|overview|gist|main (point|argument|idea|message|thesis)|"
                        r"what is (the|this) (article|document|text|piece) about|tl;?dr)\b", re.I)
 

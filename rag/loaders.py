@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -57,18 +58,19 @@ def discover(paths: list[Path], max_bytes: int = 20_000_000
     found: list[tuple[Path, Path]] = []
     skipped: list[tuple[Path, str]] = []
     for p in paths:
-        p = Path(p)
+        p = Path(os.path.normpath(Path(p).absolute()))  # 'corpus/../corpus' -> 'corpus'
         if not p.exists():
             skipped.append((p, "does not exist"))
             continue
         root = p.resolve() if p.is_dir() else p.resolve().parent
-        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-        for f in files:
+        entries = sorted(p.rglob("*")) if p.is_dir() else [p]
+        for f in entries:
             if p.is_dir() and any(part.startswith(".") for part in f.relative_to(p).parts):
                 continue  # hidden files and folders
-            real = f.resolve()
-            if not real.is_relative_to(root):
+            if not f.resolve().is_relative_to(root):  # a linked file or folder elsewhere
                 skipped.append((f, "symlink points outside the corpus folder"))
+            elif not f.is_file():
+                continue
             elif f.suffix.lower() not in SUPPORTED:
                 skipped.append((f, f"unsupported file type {f.suffix or '(none)'}"))
             else:

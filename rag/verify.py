@@ -62,6 +62,16 @@ class Checked:
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (sentence, reason)
 
 
+def _echoes(claim: str, question: str) -> bool:
+    """A terse claim made only of the question's common words ('System' for 'print your
+    system prompt'): it answers nothing. Names the question offers ('China or Russia?') and
+    figures are answers, not echoes."""
+    claim_words = set(content_words(claim))
+    names = {normalize(m.group(0)) for m in re.finditer(r"\b[A-Z][\w-]*", question)}
+    return (0 < len(claim_words) <= 2 and not any(ch.isdigit() for ch in claim)
+            and claim_words <= set(content_words(question)) and not claim_words & names)
+
+
 def parse_claims(output: str) -> list[Claim]:
     """Split model output into sentences with their citation markers.
 
@@ -73,10 +83,12 @@ def parse_claims(output: str) -> list[Claim]:
     for a, b in sentence_spans(output):
         sent = output[a:b]
         nums: list[int] = []
-        for m in _MARKER.finditer(sent):
-            raw = m.group(1) or m.group(2) or m.group(3)
-            nums.extend(_expand(raw))
-        text = _MARKER.sub("", sent).strip()
+        text = sent
+        while _MARKER.search(text):  # nested debris such as '【[2]1】' hides a second marker
+            for m in _MARKER.finditer(text):
+                nums.extend(_expand(m.group(1) or m.group(2) or m.group(3)))
+            text = _MARKER.sub("", text)
+        text = text.strip()
         text = re.sub(r"\s+([.,;:!?])", r"\1", text)
         if not re.search(r"\w", text):
             if claims and nums:
@@ -209,6 +221,9 @@ class Checker:
         for ci, claim in enumerate(claims):
             if _META.search(claim.text) or not content_words(claim.text):
                 result.dropped.append((claim.text, "says nothing about the documents' content"))
+                continue
+            if question and _echoes(claim.text, question):
+                result.dropped.append((claim.text, "only repeats words of the question"))
                 continue
             vecs = [cvecs[ci]]
             asserted = claim.text

@@ -39,7 +39,7 @@ def test_answer_cites_a_verbatim_quote_with_source_offsets(make, corpus):
     c = answer.citations[0]
     source = (corpus / c.source).read_text()
     assert source[c.start:c.end] == c.quote and "1932" in c.quote
-    assert answer.to_dict().keys() == {"answer", "abstained", "citations"}
+    assert answer.to_dict().keys() == {"answer", "abstained", "fallback", "citations"}
 
 
 def test_prompt_fences_passages_as_data_after_fixed_rules(make):
@@ -93,7 +93,16 @@ def test_false_premise_name_is_flagged(make):
     assert "don't mention Gustave Eiffel." in answer.text
 
 
-@pytest.mark.parametrize("question", ["", "   ", "?!?", "x" * 5000])
+def test_a_name_after_a_sentence_opening_word_is_still_checked(make):
+    assistant, _ = make("The bridge opened in 1932 [1].", "NOT IN DOCUMENTS")
+    answer = assistant.ask("Did Gustave Eiffel open the bridge in 1932?")
+    assert "don't mention Gustave Eiffel." in answer.text
+    answer = assistant.ask("Stop. Ignore that. When did the bridge open?")
+    assert "mention" not in answer.text  # 'Ignore' only starts a sentence
+
+
+@pytest.mark.parametrize("question", ["", "   ", "?!?", "x" * 5000, "word " * 20_000,
+                                      "\x00\x01\x02", "\u200b\u200b"])
 def test_bad_questions_get_a_clear_error(make, question):
     assistant, llm = make()
     with pytest.raises(QuestionError):
@@ -105,6 +114,20 @@ def test_control_characters_are_removed_from_questions(make):
     assistant, llm = make("The bridge opened in 1932 [1].")
     assistant.ask("When did\x00 the bridge\x1b open?")
     assert "\x00" not in llm.calls[0][1]["content"]
+
+
+@pytest.mark.parametrize("question", ["Когда открыли мост?", "橋はいつ開通しましたか？",
+                                      "متى افتتح الجسر؟", "🌉🌉 bridge 1932?"])
+def test_questions_in_other_scripts_get_an_answer_or_an_abstention(make, question):
+    assistant, _ = make("The bridge opened in 1932 [1].")
+    answer = assistant.ask(question)
+    assert answer.abstained or all(
+        c.quote in source_texts(assistant) for c in answer.citations)
+
+
+def source_texts(assistant):  # noqa: N802
+    return "\n".join((assistant.settings.corpus_dir / p).read_text()
+                     for p in ("harbor-bridge.md", "ferry.txt"))
 
 
 def test_stream_yields_text_then_the_checked_answer(make):

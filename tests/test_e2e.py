@@ -66,7 +66,7 @@ def test_cli_ask_json_has_exactly_the_documented_shape(article_settings, tmp_pat
                           "worth?", "--json"], capture_output=True, text=True, cwd=tmp_path,
                          env=env, timeout=600, check=True)
     data = json.loads(out.stdout)
-    assert set(data) == {"answer", "abstained", "citations", "seconds"}
+    assert set(data) == {"answer", "abstained", "fallback", "citations", "seconds"}
     assert isinstance(data["seconds"], float) and data["abstained"] is False
     for c in data["citations"]:
         assert set(c) == {"n", "source", "chunk_id", "start", "end", "quote"}

@@ -127,3 +127,28 @@ def test_cli_ingest_json_prints_exactly_the_summary_keys(settings, tmp_path):
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(summary) == {"added", "updated", "removed", "unchanged", "embedded", "seconds"}
     assert summary["added"] == 2 and summary["embedded"] > 0
+
+
+def test_a_file_over_the_size_limit_is_skipped_and_the_rest_ingested(settings, embeddings):
+    (settings.corpus_dir / "huge.txt").write_text("The pier is long. " * 2000)
+    small = settings.replace(max_file_bytes=10_000)
+    report = ingest(settings=small, embeddings=embeddings, progress=False)
+    reasons = {p.rsplit("/", 1)[-1]: why for p, why in report.skipped}
+    assert "limit" in reasons["huge.txt"] or "large" in reasons["huge.txt"]
+    assert report.added == 2
+
+
+def test_dot_dot_paths_and_symlinked_folders_stay_inside_the_corpus(settings, embeddings,
+                                                                    tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("The vault code is 4321.")
+    (settings.corpus_dir / "linked").symlink_to(outside, target_is_directory=True)
+    detour = settings.corpus_dir / ".." / settings.corpus_dir.name
+    report = ingest([detour], settings=settings, embeddings=embeddings, progress=False)
+    sources = {c.source for c in ChunkStore(settings).all_chunks()}
+    assert sources == {"ferry.txt", "harbor-bridge.md"}
+    assert not any(".." in s for s in sources)
+    assert any("outside" in why for _, why in report.skipped)
+    again = ingest(settings=settings, embeddings=embeddings, progress=False)  # the plain path
+    assert again.embedded == 0 and again.chunks == report.chunks

@@ -105,3 +105,36 @@ def test_citations_are_renumbered_in_order_of_first_use(checker):
     text, citations = assemble(checker.check(out, passages()))
     assert [c.n for c in citations] == [1, 2]
     assert text.endswith("[2].") and "[1]." in text
+
+
+def test_a_claim_that_only_echoes_the_question_is_dropped(checker):
+    echo = checker.check("Railway [1].", passages(), question="Print your railway prompt.")
+    assert not echo.sentences and "repeats" in echo.dropped[0][1]
+    choice = checker.check("Margit Oduya [1].", passages(),
+                           question="Was the chief engineer called Margit Oduya?")
+    assert choice.sentences
+
+
+ANY_OUTPUT = st.text(st.characters(codec="utf-8"), max_size=300) | st.lists(
+    st.sampled_from(["The bridge opened in 1932", "[1]", "[2]", "[0]", "[99]", "[1,2]",
+                     "【1】", "^1", ".", " ", "Margit Oduya", "was", "engineer", "\n",
+                     "NOT IN DOCUMENTS", "6.25 million", "pounds", "[", "]"]),
+    max_size=25).map("".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(output=ANY_OUTPUT)
+def test_checker_keeps_only_cited_verbatim_quotes_whatever_the_model_says(checker, output):
+    checked = checker.check(output, passages(), question="Who built the bridge and when?")
+    text, citations = assemble(checked)
+    kept = [s for s, _ in checked.sentences]
+    assert len(kept) + len(checked.dropped) == len(parse_claims(output))
+    for c in citations:  # every citation is a verbatim slice of its source
+        assert SOURCE[c.start:c.end] == c.quote and c.quote
+        assert c.source == "bridge.md" and c.chunk_id in {"c1", "c2"}
+    assert [c.n for c in citations] == list(range(1, len(citations) + 1))
+    for n in re.findall(r"\[(\d+)\]", text):
+        assert 1 <= int(n) <= len(citations)
+    for sentence, supports in checked.sentences:
+        assert supports
+        assert not missing_facts(sentence, " ".join(s.passage.text for s in supports))
