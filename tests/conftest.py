@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from benchmarks.servers import free_port, running_server
 from rag import Settings
 from rag.embeddings import LocalEmbeddings, default_embeddings
 
@@ -71,46 +68,6 @@ class FakeLLM:
 @pytest.fixture
 def fake_llm() -> type[FakeLLM]:
     return FakeLLM
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_server(cmd: list[str], ready_url: str, log: Path,
-                   timeout: float = 120.0) -> Iterator[subprocess.Popen]:
-    """Start ``cmd`` (a server on loopback), wait until ``ready_url`` answers, stop it after."""
-    import httpx
-
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{cmd[0]} exited: {log.read_text()[-2000:]}")
-                try:
-                    if httpx.get(ready_url, timeout=2).status_code < 500:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{cmd[0]} not ready after {timeout:.0f} s")
-                time.sleep(0.3)
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,13 @@ servers on loopback that misbehave in one way each."""
 from __future__ import annotations
 
 import http.server
-import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from benchmarks.servers import free_port
 from rag import Assistant, BackendError
 from rag.assistant import FALLBACK_LABEL
 from rag.generation import OpenAICompatibleLLM, _load_llama, build_messages
@@ -60,11 +60,6 @@ def broken_server() -> Iterator[tuple[str, type[_Handler]]]:
     server.shutdown()
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 CASES = [("slow", "did not answer within 1 s"), ("http500", "HTTP 500"),
          ("malformed", "malformed response"), ("empty", "empty answer"),
@@ -83,7 +78,7 @@ def test_a_misbehaving_server_raises_a_clear_backend_error(settings, broken_serv
 
 
 def test_a_server_that_is_down_raises_a_clear_backend_error(settings):
-    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     llm = OpenAICompatibleLLM(settings.replace(backend="openai", openai_base_url=url))
     with pytest.raises(BackendError, match="cannot reach the LLM server"):
         list(llm.stream(build_messages("question?", []), 8))
@@ -95,7 +90,7 @@ def test_without_a_model_the_answer_is_labelled_verbatim_quotes(settings, embedd
     url, handler = broken_server
     handler.mode = mode
     if mode == "down":
-        url = f"http://127.0.0.1:{_closed_port()}/v1"
+        url = f"http://127.0.0.1:{free_port()}/v1"
     settings = settings.replace(backend="openai", openai_base_url=url, timeout=1.0)
     ingest(settings=settings, embeddings=embeddings, progress=False)
     answer = Assistant(settings, embeddings=embeddings).ask("Who was the chief engineer?")

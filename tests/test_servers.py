@@ -9,12 +9,13 @@ from collections.abc import Iterator
 import chromadb
 import pytest
 
+from benchmarks.servers import free_port, running_server
 from rag import Assistant, Settings, StoreError
 from rag.ingestion import ingest
 from rag.models import model_file
 from rag.store import ChunkStore
 
-from .conftest import OUTPUT, free_port, running_server
+from .conftest import OUTPUT
 
 
 @pytest.fixture

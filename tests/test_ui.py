@@ -3,21 +3,17 @@ and through gradio_client from this second process. Screenshots go to test-outpu
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
+from benchmarks.servers import running_app
 from rag.types import Answer, Citation, Passage
 from rag.ui import answer_html, contextualize, sources_html
 
-from .conftest import OUTPUT, PROJECT
+from .conftest import OUTPUT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = OUTPUT / "ui"
@@ -48,44 +44,12 @@ def test_follow_ups_are_rewritten_with_the_previous_question():
         "How much is the Boeing deal worth?"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serving(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def app_url(article_settings):
-    s = article_settings
-    root = s.store_dir.parent
-    port = free_port()
-    env = dict(os.environ, RAG_CORPUS_DIR=str(s.corpus_dir), RAG_STORE_DIR=str(s.store_dir),
-               RAG_MODEL_DIR=str(s.model_dir))
-    log = open(root / "app.log", "w")  # noqa: SIM115 - closed below
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(PROJECT / "app_gradio.py"), "--port",
-                             str(port)], cwd=PROJECT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 240
-        url = f"http://127.0.0.1:{port}"
-        while not _serving(url):
-            assert proc.poll() is None, (root / "app.log").read_text()
-            assert time.time() < deadline, "the app did not start in 240 s"
-            time.sleep(0.5)
+    with running_app(article_settings, article_settings.store_dir.parent / "app.log") as app:
         print(f"\nUI ready in {time.perf_counter() - t0:.1f} s")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+        yield app.url
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""Benchmarks and the load test: ``python -m benchmarks`` prints the tables (see README)."""
