@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`.
-.PHONY: run test setup ingest chat ui eval lint clean
+.PHONY: run test setup ingest chat ui eval bench load lint clean
 
 VENV := .venv
 RAG := $(VENV)/bin/rag
@@ -24,8 +24,14 @@ test: setup
 eval: ingest
 	@$(RAG) eval --qa evals/qa.jsonl --out eval-output
 
+bench: setup
+	@$(VENV)/bin/python -m benchmarks
+
+load: setup
+	@$(VENV)/bin/python -m benchmarks.load
+
 lint: setup
 	@$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf .rag eval-output test-output
+	rm -rf .rag eval-output test-output benchmark-output

@@ -95,7 +95,8 @@ class Assistant:
         t0 = time.perf_counter()
         q = clean_question(question, s.max_question_chars)
         qvec = self.embeddings.encode([q])[0]
-        passages = self.searcher.search(q, s.k, query_vector=qvec)
+        timings["embed_query"] = time.perf_counter() - t0
+        passages = self.searcher.search(q, s.k, query_vector=qvec, timings=timings)
         timings["retrieve"] = time.perf_counter() - t0
 
         unknown = self._unknown_terms(q)
@@ -104,9 +105,16 @@ class Assistant:
         elif not self._relevant(q, passages):
             return self._abstain(passages, "gate: nothing relevant retrieved", unknown, timings,
                                  t0)
+        else:
+            t_focus = time.perf_counter()
+            passages = [self.checker.focus(p, qvec, s.focus_sentences) for p in passages]
+            timings["focus"] = time.perf_counter() - t_focus
 
+        t_prompt = time.perf_counter()
         messages = build_messages(q, passages)
         t1 = time.perf_counter()
+        timings["gate"] = t_prompt - t0 - timings["retrieve"] - timings.get("focus", 0.0)
+        timings["prompt"] = t1 - t_prompt
         pieces: list[str] = []
         try:
             for piece in self.llm.stream(messages, s.max_tokens):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -52,13 +53,22 @@ class HybridSearcher:
                     pass
             return self._lexical
 
-    def search(self, query: str, k: int | None = None,
-               query_vector: np.ndarray | None = None) -> list[Passage]:
+    def search(self, query: str, k: int | None = None, query_vector: np.ndarray | None = None,
+               timings: dict[str, float] | None = None) -> list[Passage]:
+        """Top ``k`` passages by reciprocal-rank fusion; stage times (s) go to ``timings``."""
         s = self.settings
         k = k or s.k
+        t = timings if timings is not None else {}
+        t0 = time.perf_counter()
         vec = self.embeddings.encode([query])[0] if query_vector is None else query_vector
+        t1 = time.perf_counter()
         dense = self.store.query(vec, s.k_dense)
+        t2 = time.perf_counter()
         lexical = self.lexical().search(query, s.k_lexical)
+        t3 = time.perf_counter()
+        if query_vector is None:
+            t["embed_query"] = t1 - t0
+        t["dense"], t["lexical"] = t2 - t1, t3 - t2
         by_id: dict[str, Passage] = {p.chunk_id: p for p in dense}
         for chunk, score in lexical:
             p = by_id.get(chunk.id)
@@ -71,6 +81,7 @@ class HybridSearcher:
         ranked = sorted(by_id.values(), key=lambda p: -fused[p.chunk_id])[:k]
         for i, p in enumerate(ranked, start=1):
             p.score, p.rank = fused[p.chunk_id], i
+        t["fusion"] = time.perf_counter() - t3
         return ranked
 
 

@@ -170,7 +170,8 @@ class Checker:
         """Candidate quotes of a passage (sentences, clauses, pairs of adjacent clauses) as
         ``(start, end, sentence_start, sentence_end)`` offsets into ``passage.text``, with
         their embeddings. Cached per chunk."""
-        hit = self._spans.get(passage.chunk_id)
+        key = (passage.chunk_id, passage.start, passage.end)
+        hit = self._spans.get(key)
         if hit is not None:
             return hit
         text = passage.text
@@ -186,8 +187,36 @@ class Checker:
         vecs = self.embeddings.encode([text[a:b] for a, b, _, _ in spans])
         if len(self._spans) > 4096:
             self._spans.clear()
-        self._spans[passage.chunk_id] = (spans, vecs)
+        self._spans[key] = (spans, vecs)
         return spans, vecs
+
+    def focus(self, passage: Passage, question_vector: np.ndarray, n: int) -> Passage:
+        """The ``n`` consecutive sentences of ``passage`` around the one closest to the
+        question, as a passage of its own (offsets into the same source): fewer prompt tokens,
+        the same quotes. Its quote spans are derived from the whole passage's, not re-embedded.
+        """
+        spans, vecs = self.quote_spans(passage)
+        sentences = [i for i, (a, b, sa, sb) in enumerate(spans) if (a, b) == (sa, sb)]
+        if n <= 0 or len(sentences) <= n:
+            return passage
+        sims = [float(vecs[i] @ question_vector) for i in sentences]
+        lo = hi = max(range(len(sentences)), key=sims.__getitem__)
+        while hi - lo + 1 < n:  # grow towards the closer neighbour
+            left = sims[lo - 1] if lo > 0 else -2.0
+            right = sims[hi + 1] if hi + 1 < len(sentences) else -2.0
+            if left >= right:
+                lo -= 1
+            else:
+                hi += 1
+        a, b = spans[sentences[lo]][0], spans[sentences[hi]][1]
+        focused = Passage(passage.chunk_id, passage.source, passage.start + a,
+                          passage.start + b, passage.text[a:b], passage.score,
+                          passage.dense_score, passage.lexical_score, passage.rank)
+        keep = [(i, (x - a, y - a, sx - a, sy - a)) for i, (x, y, sx, sy) in enumerate(spans)
+                if a <= sx and sy <= b]
+        self._spans[(focused.chunk_id, focused.start, focused.end)] = (
+            [span for _, span in keep], vecs[[i for i, _ in keep]])
+        return focused
 
     def best_quotes(self, question: str, passages: list[Passage], n: int = 2) -> Checked:
         """The sentence of each of the top ``n`` passages closest to ``question``, verbatim:

@@ -138,3 +138,17 @@ def test_checker_keeps_only_cited_verbatim_quotes_whatever_the_model_says(checke
     for sentence, supports in checked.sentences:
         assert supports
         assert not missing_facts(sentence, " ".join(s.passage.text for s in supports))
+
+
+def test_focus_keeps_the_sentences_closest_to_the_question_as_a_source_slice(checker,
+                                                                             embeddings):
+    long_text = BRIDGE + " " + COST
+    whole = Passage("c9", "bridge.md", 0, len(long_text), long_text)
+    q = embeddings.encode(["How much did the bridge cost?"])[0]
+    focused = checker.focus(whole, q, 2)
+    assert "6.25 million pounds" in focused.text and "Margit" not in focused.text
+    assert long_text[focused.start:focused.end] == focused.text
+    assert checker.focus(whole, q, 0) is whole  # 0: whole chunks
+    checked = checker.check("It cost 6.25 million pounds [1].", [focused])
+    _, citations = assemble(checked)
+    assert long_text[citations[0].start:citations[0].end] == citations[0].quote
