@@ -8,9 +8,10 @@ index from Chroma. Questions never load the chunks into memory: a search is one 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .text import content_words, known_word
@@ -61,29 +62,28 @@ class LexicalIndex:
     # -- writing: each call is one transaction, so a crash leaves the old state or the new ----
     def apply(self, add: Iterable[Chunk], delete: Iterable[str],
               state: tuple[str, int]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._delete(delete)
-                self._add(add)
-                self._set_state(state)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            self._delete(delete)
+            self._add(add)
+            self._set_state(state)
 
     def rebuild(self, chunks: Iterable[Chunk], state: tuple[str, int]) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM chunks")
+            self._db.execute("DELETE FROM terms")
+            self._add(chunks)
+            self._set_state(state)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("DELETE FROM chunks")
-                self._db.execute("DELETE FROM terms")
-                self._add(chunks)
-                self._set_state(state)
-                self._db.execute("COMMIT")
+                yield
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            self._db.execute("COMMIT")
 
     def _add(self, chunks: Iterable[Chunk]) -> None:
         for c in chunks:
