@@ -72,13 +72,18 @@ def _save(cache: Path, chunks: list[Chunk]) -> list[Chunk]:
     return chunks
 
 
-def vectors_for(chunks: list[Chunk], cache_dir: Path = CACHE) -> np.ndarray:
-    cache = cache_dir / f"vectors-{len(chunks)}.npy"
-    if cache.exists():
-        return np.load(cache)
-    vecs = default_embeddings().encode([c.text for c in chunks], progress=True)
-    np.save(cache, vecs)
-    return vecs
+def vectors_for(chunks: list[Chunk], cache_dir: Path = CACHE, part: int = 5000) -> np.ndarray:
+    """The chunks' embeddings, computed ``part`` at a time and cached per part (resumable)."""
+    parts = []
+    for i in range(0, len(chunks), part):
+        cache = cache_dir / f"vectors-{i}-{min(i + part, len(chunks))}.npy"
+        if not cache.exists():
+            print(f"embedding scale corpus chunks {i:,}-{i + part:,} of {len(chunks):,}",
+                  file=sys.stderr)
+            np.save(cache, default_embeddings().encode([c.text for c in chunks[i:i + part]],
+                                                       progress=True))
+        parts.append(np.load(cache))
+    return np.concatenate(parts)
 
 
 def _load(settings: Settings, chunks: list[Chunk], vecs: np.ndarray) -> ChunkStore:
