@@ -36,6 +36,7 @@ CSS = """
 .abstain {border-left: 4px solid #d97706; background: #fffbeb; padding: 6px 10px;}
 .error {border-left: 4px solid #dc2626; background: #fef2f2; padding: 6px 10px;}
 .flagged {color: #6b7280; font-size: 0.9em;}
+.fallback {border-left: 4px solid #6b7280; background: #f3f4f6; padding: 6px 10px;}
 .fn a {text-decoration: none; font-weight: 600;}
 .source-card {border: 1px solid #e5e7eb; border-radius: 8px; padding: 8px 10px; margin: 8px 0;}
 .source-card:target {border-color: #2563eb; box-shadow: 0 0 0 3px #bfdbfe;}
@@ -150,7 +151,7 @@ def answer_html(answer: Answer) -> str:
     if answer.dropped:
         body += (f'<div class="flagged">{len(answer.dropped)} unsupported sentence(s) of the '
                  "model were removed.</div>")
-    return body
+    return f'<div class="fallback">{body}</div>' if answer.fallback else body
 
 
 def _highlight(passage_text: str, start: int, end: int) -> str:

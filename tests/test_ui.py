@@ -34,6 +34,9 @@ def test_footnotes_link_to_their_source_cards_and_abstentions_look_different():
     assert 'href="#cite-1"' in answer_html(Answer("It is red [1].", False))
     assert 'class="abstain"' in answer_html(Answer("The documents don't say.", True))
     assert "&lt;b&gt;" in answer_html(Answer("<b>bold</b> [1].", False))
+    fallback = answer_html(Answer("The language model is unavailable … “x” [1].", False,
+                                  fallback=True))
+    assert 'class="fallback"' in fallback and 'href="#cite-1"' in fallback
 
 
 def test_follow_ups_are_rewritten_with_the_previous_question():
