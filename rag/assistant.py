@@ -105,7 +105,7 @@ class Assistant:
         elif not self._relevant(q, passages):
             return self._abstain(passages, "gate: nothing relevant retrieved", unknown, timings,
                                  t0)
-        else:
+        elif s.focus_sentences > 0:
             t_focus = time.perf_counter()
             passages = [self.checker.focus(p, qvec, s.focus_sentences) for p in passages]
             timings["focus"] = time.perf_counter() - t_focus

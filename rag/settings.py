@@ -28,8 +28,8 @@ class Settings:
 
     # retrieval
     k: int = 4  # passages given to the model
-    focus_sentences: int = 2  # of each passage, only this many sentences around the one
-    # closest to the question go into the prompt (0: whole chunks); overview questions get all
+    focus_sentences: int = 0  # if > 0, only this many sentences of each passage, around the
+    # one closest to the question, go into the prompt (overview questions get whole chunks)
     k_dense: int = 10
     k_lexical: int = 10
     rrf_k: int = 60

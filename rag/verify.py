@@ -195,9 +195,11 @@ class Checker:
         question, as a passage of its own (offsets into the same source): fewer prompt tokens,
         the same quotes. Its quote spans are derived from the whole passage's, not re-embedded.
         """
+        if n <= 0:
+            return passage
         spans, vecs = self.quote_spans(passage)
         sentences = [i for i, (a, b, sa, sb) in enumerate(spans) if (a, b) == (sa, sb)]
-        if n <= 0 or len(sentences) <= n:
+        if len(sentences) <= n:
             return passage
         sims = [float(vecs[i] @ question_vector) for i in sentences]
         lo = hi = max(range(len(sentences)), key=sims.__getitem__)
