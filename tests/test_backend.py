@@ -17,6 +17,9 @@ from rag.assistant import FALLBACK_LABEL
 from rag.generation import OpenAICompatibleLLM, _load_llama, build_messages
 from rag.ingestion import ingest
 from rag.loaders import load_text
+from rag.models import MODELS, GGUFModel, ModelError, model_file
+
+from .conftest import PROJECT
 
 BODIES = {
     "malformed": b"data: {this is not json\n\n",
@@ -109,3 +112,29 @@ def test_a_corrupt_model_file_gives_a_clear_error(tmp_path):
     bad.write_bytes(b"GGUF" + b"\x00" * 4096)
     with pytest.raises(BackendError, match="cannot load the model file"):
         _load_llama(str(bad), 512, 1)
+
+
+MISSING = GGUFModel("missing", "missing.gguf", "no_such_model_part{i}", 2, 10, "0" * 64)
+
+
+def test_a_model_whose_parts_are_not_installed_names_the_fix(tmp_path):
+    with pytest.raises(ModelError, match="no_such_model_part1 is not installed.*make setup"):
+        MISSING.part_paths()
+
+
+def test_without_its_model_file_the_embedded_backend_falls_back_to_quotes(
+        settings, embeddings, tmp_path, monkeypatch):
+    monkeypatch.setitem(MODELS, "0.5b", MISSING)
+    settings = settings.replace(model_size="0.5b", model_dir=tmp_path / "models")
+    ingest(settings=settings, embeddings=embeddings, progress=False)
+    answer = Assistant(settings, embeddings=embeddings).ask("Who was the chief engineer?")
+    assert answer.fallback and "not installed" in answer.reason
+    assert any("Margit Oduya" in c.quote for c in answer.citations)
+
+
+def test_a_tampered_model_file_is_detected_and_reassembled(tmp_path):
+    good = model_file("0.5b", PROJECT / ".rag" / "models")
+    copy = tmp_path / good.name
+    copy.write_bytes(b"GGUF" + b"\0" * 1000)  # wrong size and hash
+    assert model_file("0.5b", tmp_path) == copy
+    assert copy.stat().st_size == good.stat().st_size
