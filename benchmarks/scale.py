@@ -42,6 +42,7 @@ def docstring_chunks(limit: int, cache_dir: Path = CACHE) -> list[Chunk]:
              f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"]
     chunks: list[Chunk] = []
     seen: set[str] = set()
+    ids: set[str] = set()
     for root in roots:
         for path in sorted(root.rglob("*.py")):
             try:
@@ -58,7 +59,10 @@ def docstring_chunks(limit: int, cache_dir: Path = CACHE) -> list[Chunk]:
                 seen.add(doc)
                 name = getattr(node, "name", "")
                 source = f"{path.relative_to(root).as_posix()}#{name}"
-                chunks.extend(chunk_text(doc, source, 96, 48))
+                for c in chunk_text(doc, source, 96, 48):
+                    if c.id not in ids:  # the same text twice under one name: one chunk
+                        ids.add(c.id)
+                        chunks.append(c)
                 if len(chunks) >= limit:
                     return _save(cache, chunks[:limit])
     return _save(cache, chunks)
@@ -152,6 +156,10 @@ def run(sizes: list[int], queries: list[str], out: Path) -> list[dict]:
     print(f"scale corpus: {len(chunks):,} docstring chunks from the stdlib and .venv packages",
           file=sys.stderr)
     vecs = vectors_for(chunks, out / "scale")
+    first = {c.id: i for i, c in reversed(list(enumerate(chunks)))}  # caches made before the
+    keep = sorted(first.values())  # de-duplication above may hold a few repeated ids
+    chunks, vecs = [chunks[i] for i in keep], vecs[keep]
+    sizes = [min(n, len(chunks)) for n in sizes]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
