@@ -94,9 +94,7 @@ class Assistant:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         q = clean_question(question, s.max_question_chars)
-        qvec = self.embeddings.encode([q])[0]
-        timings["embed_query"] = time.perf_counter() - t0
-        passages = self.searcher.search(q, s.k, query_vector=qvec, timings=timings)
+        passages = self.searcher.search(q, s.k, timings=timings)
         timings["retrieve"] = time.perf_counter() - t0
 
         unknown = self._unknown_terms(q)
@@ -107,6 +105,7 @@ class Assistant:
                                  t0)
         elif s.focus_sentences > 0:
             t_focus = time.perf_counter()
+            qvec = self.embeddings.encode([q])[0]
             passages = [self.checker.focus(p, qvec, s.focus_sentences) for p in passages]
             timings["focus"] = time.perf_counter() - t_focus
 

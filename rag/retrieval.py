@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -16,7 +17,7 @@ from .ingestion import IngestBusy, ingest_lock
 from .lexical import LexicalIndex
 from .settings import Settings
 from .store import ChunkStore
-from .types import Passage
+from .types import Chunk, Passage
 
 
 def rrf(rankings: list[list[str]], weights: list[float], k: int = 60) -> dict[str, float]:
@@ -37,6 +38,7 @@ class HybridSearcher:
         self.settings = settings
         self._lexical = LexicalIndex(store.lexical_path)
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lexical")
 
     def lexical(self) -> LexicalIndex:
         """The lexical index, first resynchronised from the store if it is out of step (an
@@ -53,6 +55,11 @@ class HybridSearcher:
                     pass
             return self._lexical
 
+    def _lexical_search(self, query: str, k: int) -> tuple[list[tuple[Chunk, float]], float]:
+        t0 = time.perf_counter()
+        hits = self.lexical().search(query, k)
+        return hits, time.perf_counter() - t0
+
     def search(self, query: str, k: int | None = None, query_vector: np.ndarray | None = None,
                timings: dict[str, float] | None = None) -> list[Passage]:
         """Top ``k`` passages by reciprocal-rank fusion; stage times (s) go to ``timings``."""
@@ -60,15 +67,19 @@ class HybridSearcher:
         k = k or s.k
         t = timings if timings is not None else {}
         t0 = time.perf_counter()
+        # The lexical side (a generation check, then one FTS5 query) needs no query vector:
+        # it runs in its own thread while the query is embedded and Chroma is asked; both
+        # sides wait on I/O or native code that releases the GIL.
+        lexical_job = self._pool.submit(self._lexical_search, query, s.k_lexical)
         vec = self.embeddings.encode([query])[0] if query_vector is None else query_vector
         t1 = time.perf_counter()
         dense = self.store.query(vec, s.k_dense)
         t2 = time.perf_counter()
-        lexical = self.lexical().search(query, s.k_lexical)
+        lexical, t["lexical"] = lexical_job.result()
         t3 = time.perf_counter()
         if query_vector is None:
             t["embed_query"] = t1 - t0
-        t["dense"], t["lexical"] = t2 - t1, t3 - t2
+        t["dense"] = t2 - t1
         by_id: dict[str, Passage] = {p.chunk_id: p for p in dense}
         for chunk, score in lexical:
             p = by_id.get(chunk.id)

@@ -143,10 +143,9 @@ class ChunkStore:
             offset += len(got["ids"])
 
     def query(self, vector: np.ndarray, k: int) -> list[Passage]:
-        n = min(k, self.count())
-        if n == 0:
-            return []
-        res = self.collection.query(query_embeddings=[np.asarray(vector).tolist()], n_results=n,
+        """The ``k`` nearest chunks (fewer if the store holds fewer: Chroma caps ``n_results``
+        itself, so no count round trip is spent here)."""
+        res = self.collection.query(query_embeddings=[np.asarray(vector).tolist()], n_results=k,
                                     include=["documents", "metadatas", "distances"])
         out = []
         for cid, doc, m, d in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
