@@ -121,16 +121,18 @@ def facts(claim: str) -> set[str]:
         elif w in _NUMBER_WORDS and w != "one":
             out.add(_NUMBER_WORDS[w])
     for m in _NAME.finditer(claim):
-        token = m.group(0)
-        lower = normalize(token).rstrip(".").removesuffix("'s")
         is_first = m.start() == len(claim) - len(claim.lstrip())
-        if lower in STOPWORDS or lower in _NUMBER_WORDS or len(lower) < 2:
-            continue
-        if is_first and lower.isalpha() and count_tokens(" " + token) == 1:
-            # a capitalised sentence opener that is one cl100k token is most likely an
-            # ordinary word ("According", "Overall"); rarer words and names stay facts
-            continue
-        out.add(lower)
+        # a compound ('U.S.-Tajik', 'Sino-American') asserts each of its parts
+        for token in filter(None, re.split(r"[-–]", m.group(0))):
+            lower = normalize(token).rstrip(".").removesuffix("'s")
+            if lower in STOPWORDS or lower in _NUMBER_WORDS or len(lower) < 2:
+                continue
+            if is_first and lower.isalpha() and count_tokens(" " + token) == 1:
+                # a capitalised sentence opener that is one cl100k token is most likely an
+                # ordinary word ("According", "Overall"); rarer words and names stay facts
+                continue
+            out.add(lower)
+            is_first = False
     return out
 
 
@@ -249,6 +251,7 @@ class Checker:
         short = [i for i, c in enumerate(claims) if len(content_words(c.text)) <= _SHORT]
         ctx = (self.embeddings.encode([f"{question} {claims[i].text}" for i in short])
                if question and short else None)
+        given = frozenset(facts(question)) if question else frozenset()
         for ci, claim in enumerate(claims):
             if _META.search(claim.text) or not content_words(claim.text):
                 result.dropped.append((claim.text, "says nothing about the documents' content"))
@@ -262,15 +265,18 @@ class Checker:
                 # a terse answer ("1992") asserts its question too: its names must be supported
                 vecs.append(ctx[short.index(ci)])
                 asserted = f"{question} {claim.text}"
-            supports, reason = self._support(claim, asserted, vecs, passages)
+            supports, reason = self._support(claim, asserted, vecs, passages, given)
             if supports:
                 result.sentences.append((claim.text, supports))
             else:
                 result.dropped.append((claim.text, reason))
         return result
 
-    def _best_quote(self, claim: str, vecs: list[np.ndarray], passage: Passage
-                    ) -> Support | None:
+    def _best_quote(self, claim: str, vecs: list[np.ndarray], passage: Passage,
+                    given: frozenset[str] = frozenset()) -> Support | None:
+        """The claim's best quote in ``passage``: the claim's new names and figures must all
+        stand in the quote's sentence; those the question supplied (``given``) need only be
+        somewhere in the passage, which the caller has checked."""
         spans, qvecs = self.quote_spans(passage)
         if not spans:
             return None
@@ -280,8 +286,8 @@ class Checker:
         claim_words = set(content_words(claim))
         best: Support | None = None
         for (a, b, sa, sb), sim in zip(spans, sims, strict=True):
-            if missing_facts(claim, passage.text[sa:sb]):
-                continue  # the claim's names and figures must stand in one source sentence
+            if missing_facts(claim, passage.text[sa:sb]) - given:
+                continue  # the claim's new names and figures must stand in one sentence
             quote = passage.text[a:b]
             have = _terms(quote)
             overlap = (sum(known_word(w, have) for w in claim_words) / len(claim_words)
@@ -294,7 +300,8 @@ class Checker:
         return best
 
     def _support(self, claim: Claim, asserted: str, vecs: list[np.ndarray],
-                 passages: list[Passage]) -> tuple[list[Support], str]:
+                 passages: list[Passage], given: frozenset[str] = frozenset()
+                 ) -> tuple[list[Support], str]:
         """Supporting quotes from the cited passages; failing that, from any retrieved one
         (re-attribution); failing that, none and the reason."""
         cited = [passages[n - 1] for n in claim.cited if 1 <= n <= len(passages)]
@@ -305,9 +312,10 @@ class Checker:
             for p in group:
                 miss = missing_facts(asserted, p.text)
                 if miss:
-                    reason = reason or f"{', '.join(sorted(miss))} not in the cited passages"
+                    where = "cited" if group is cited else "retrieved"
+                    reason = reason or f"{', '.join(sorted(miss))} not in the {where} passages"
                     continue
-                best = self._best_quote(claim.text, vecs, p)
+                best = self._best_quote(claim.text, vecs, p, given)
                 if best is not None:
                     candidates.append(best)
             if candidates:
@@ -319,7 +327,8 @@ class Checker:
                 # a claim that joins facts from several cited passages
                 joined = " ".join(p.text for p in group)
                 if not missing_facts(asserted, joined):
-                    quotes = [q for p in group if (q := self._best_quote(claim.text, vecs, p))]
+                    quotes = [q for p in group
+                              if (q := self._best_quote(claim.text, vecs, p, given))]
                     quotes = [q for q in quotes if q.similarity >= self.min_support - 0.1]
                     if len(quotes) > 1:
                         return quotes, ""

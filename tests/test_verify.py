@@ -50,6 +50,28 @@ def test_facts_are_numbers_and_names():
     assert missing_facts("It took eight years.", BRIDGE) == set()
 
 
+def test_a_compound_name_asserts_each_part():
+    assert facts("The U.S.-Tajik deals were signed.") == {"u.s", "tajik"}
+    assert missing_facts("The U.S.-Tajik deal", "The U.S. and Tajikistan signed it.") == set()
+    assert missing_facts("The U.S.-Kazakh deal", "The U.S. and Tajikistan signed it.") == {
+        "kazakh"}
+
+
+def test_names_the_question_supplies_may_stand_elsewhere_in_the_passage(checker):
+    # 'Kestrel Harbor' is in the first sentence, 'Margit Oduya' in the second
+    out = "The Kestrel Harbor Bridge's chief engineer was Margit Oduya [1]."
+    asked = checker.check(out, passages(), question="Who was the Kestrel Harbor Bridge's "
+                                                    "chief engineer?")
+    _, citations = assemble(asked)
+    assert citations and "Margit Oduya" in citations[0].quote
+    assert "Kestrel" not in citations[0].quote  # the quote is the sentence with the answer
+    # the same sentence offered without that question joins facts from two sentences
+    assert not checker.check(out, passages()).sentences
+    # and new facts from two sentences are still refused whatever the question
+    assert not checker.check("Margit Oduya opened it in 1932 [1].", passages(),
+                             question="Who opened the bridge?").sentences
+
+
 def test_a_supported_sentence_keeps_its_citation_and_a_verbatim_quote(checker):
     checked = checker.check("The bridge opened in 1932 [1].", passages())
     assert not checked.dropped
