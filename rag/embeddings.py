@@ -38,7 +38,8 @@ class LocalEmbeddings(Embeddings):
 
     @property
     def model(self):  # noqa: ANN201 - SentenceTransformer, imported lazily
-        return _load_model()
+        with _LOADING:  # concurrent first callers share one load
+            return _load_model()
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         if not texts:
@@ -60,6 +61,9 @@ class LocalEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.encode([text])[0].tolist()
+
+
+_LOADING = threading.Lock()
 
 
 @lru_cache(maxsize=1)

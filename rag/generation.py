@@ -80,7 +80,9 @@ class LlamaCppLLM:
     @property
     def model(self):  # noqa: ANN201 - llama_cpp.Llama
         s = self.settings
-        return _load_llama(str(model_file(s.model_size, s.model_dir)), s.n_ctx, s.n_threads)
+        with _LOADING:  # the UI's background warm-up and a first question: one load, not two
+            return _load_llama(str(model_file(s.model_size, s.model_dir)), s.n_ctx,
+                               s.n_threads)
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         llm = self.model
@@ -94,6 +96,9 @@ class LlamaCppLLM:
                         yield delta
             except ValueError as exc:  # e.g. prompt longer than the context window
                 raise BackendError(f"the embedded model refused the prompt: {exc}") from exc
+
+
+_LOADING = threading.Lock()
 
 
 @lru_cache(maxsize=2)

@@ -14,7 +14,7 @@ import pytest
 from benchmarks.servers import free_port
 from rag import Assistant, BackendError
 from rag.assistant import FALLBACK_LABEL
-from rag.generation import OpenAICompatibleLLM, _load_llama, build_messages
+from rag.generation import LlamaCppLLM, OpenAICompatibleLLM, _load_llama, build_messages
 from rag.ingestion import ingest
 from rag.loaders import load_text
 from rag.models import MODELS, GGUFModel, ModelError, model_file
@@ -112,6 +112,27 @@ def test_a_corrupt_model_file_gives_a_clear_error(tmp_path):
     bad.write_bytes(b"GGUF" + b"\x00" * 4096)
     with pytest.raises(BackendError, match="cannot load the model file"):
         _load_llama(str(bad), 512, 1)
+
+
+def test_concurrent_first_callers_load_the_model_once(settings):
+    # the UI warms the model in the background while the first question may already ask for
+    # it; an unlocked cache would load it twice (double memory). A context size no other test
+    # uses makes this a fresh cache key.
+    llm = LlamaCppLLM(settings.replace(model_size="0.5b", n_ctx=640,
+                                       model_dir=PROJECT / ".rag" / "models"))
+    start = threading.Barrier(2)
+    got: list[object] = []
+
+    def first_use() -> None:
+        start.wait()
+        got.append(llm.model)
+
+    threads = [threading.Thread(target=first_use) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 2 and got[0] is got[1]
 
 
 MISSING = GGUFModel("missing", "missing.gguf", "no_such_model_part{i}", 2, 10, "0" * 64)
