@@ -131,7 +131,8 @@ class Assistant:
         if not output or normalize(NOT_FOUND) in normalize(output).replace("_", " "):
             checked, reason = Checked(), "model: not in the documents"
         else:
-            checked, reason = self.checker.check(output, passages, question=q), ""
+            topic = self.searcher.lexical().common_terms(q)
+            checked, reason = self.checker.check(output, passages, question=q, topic=topic), ""
         timings["check"] = time.perf_counter() - t2
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
         if not checked.sentences:

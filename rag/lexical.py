@@ -131,6 +131,12 @@ class LexicalIndex:
         return [w for w in dict.fromkeys(content_words(query))
                 if 0 < self.doc_freq(w) <= limit]
 
+    def common_terms(self, query: str, max_share: float = 0.2) -> list[str]:
+        """Query words found in more chunks than ``rare_terms`` allows: the corpus's topic
+        (its country, its main actors), context rather than a specific claim."""
+        limit = max(1, int(max_share * self.count()))
+        return [w for w in dict.fromkeys(content_words(query)) if self.doc_freq(w) > limit]
+
     def knows(self, word: str) -> bool:
         """``known_word`` against the whole corpus vocabulary (prefix-tolerant)."""
         return known_word(word, _Vocabulary(self))

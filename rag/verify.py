@@ -11,6 +11,7 @@ or dropped. What survives is renumbered in order of first use.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -239,9 +240,13 @@ class Checker:
             checked.sentences.append((f"\u201c{quote.rstrip('.')}\u201d", [support]))
         return checked
 
-    def check(self, output: str, passages: list[Passage], question: str = "") -> Checked:
+    def check(self, output: str, passages: list[Passage], question: str = "",
+              topic: Collection[str] = ()) -> Checked:
         """Keep the sentences of ``output`` that the passages support. A terse claim
-        ("$3.2 billion") is compared in the context of the ``question`` it answers."""
+        ("$3.2 billion") is compared in the context of the ``question`` it answers. Names
+        of the question that are in ``topic`` (words common across the corpus, such as the
+        country it is about) are context: they must be in the supporting passage, but need not
+        stand in the quoted sentence; every other name and figure must."""
         claims = parse_claims(output)
         result = Checked()
         if not claims or not passages:
@@ -251,7 +256,8 @@ class Checker:
         short = [i for i, c in enumerate(claims) if len(content_words(c.text)) <= _SHORT]
         ctx = (self.embeddings.encode([f"{question} {claims[i].text}" for i in short])
                if question and short else None)
-        given = frozenset(facts(question)) if question else frozenset()
+        common = {w.rstrip(".") for w in topic} | set(topic)
+        given = frozenset(f for f in facts(question) if f in common) if question else frozenset()
         for ci, claim in enumerate(claims):
             if _META.search(claim.text) or not content_words(claim.text):
                 result.dropped.append((claim.text, "says nothing about the documents' content"))

@@ -57,19 +57,28 @@ def test_a_compound_name_asserts_each_part():
         "kazakh"}
 
 
-def test_names_the_question_supplies_may_stand_elsewhere_in_the_passage(checker):
+def test_topic_names_of_the_question_may_stand_elsewhere_in_the_passage(checker):
     # 'Kestrel Harbor' is in the first sentence, 'Margit Oduya' in the second
     out = "The Kestrel Harbor Bridge's chief engineer was Margit Oduya [1]."
-    asked = checker.check(out, passages(), question="Who was the Kestrel Harbor Bridge's "
-                                                    "chief engineer?")
+    question = "Who was the Kestrel Harbor Bridge's chief engineer?"
+    # a corpus all about that bridge: its name is context, as 'Tajikistan' is in the article
+    asked = checker.check(out, passages(), question=question, topic={"kestrel", "harbor", "bridge"})
     _, citations = assemble(asked)
     assert citations and "Margit Oduya" in citations[0].quote
     assert "Kestrel" not in citations[0].quote  # the quote is the sentence with the answer
-    # the same sentence offered without that question joins facts from two sentences
-    assert not checker.check(out, passages()).sentences
-    # and new facts from two sentences are still refused whatever the question
+    # a name that is not the corpus's topic still has to stand in the quoted sentence
+    assert not checker.check(out, passages(), question=question).sentences
+    # and new facts from two sentences are refused whatever the topic
     assert not checker.check("Margit Oduya opened it in 1932 [1].", passages(),
-                             question="Who opened the bridge?").sentences
+                             question="Who opened the Kestrel Harbor Bridge?",
+                             topic={"kestrel", "harbor", "bridge"}).sentences
+
+
+def test_words_of_the_first_sentence_are_not_put_in_a_named_persons_mouth(checker):
+    # the question names a person; the first sentence is the author's, not hers
+    out = "Margit Oduya says the bridge opened to traffic after eight years of construction [1]."
+    assert not checker.check(out, passages(), question="What does Margit Oduya say?",
+                             topic={"bridge"}).sentences
 
 
 def test_a_supported_sentence_keeps_its_citation_and_a_verbatim_quote(checker):
