@@ -127,15 +127,20 @@ class LexicalIndex:
 
     def rare_terms(self, query: str, max_share: float = 0.2) -> list[str]:
         """Query words that occur in the corpus, but in few chunks: names, figures, topics."""
-        limit = max(1, int(max_share * self.count()))
-        return [w for w in dict.fromkeys(content_words(query))
-                if 0 < self.doc_freq(w) <= limit]
+        limit, freqs = self._query_freqs(query, max_share)
+        return [w for w, df in freqs if 0 < df <= limit]
 
     def common_terms(self, query: str, max_share: float = 0.2) -> list[str]:
         """Query words found in more chunks than ``rare_terms`` allows: the corpus's topic
         (its country, its main actors), context rather than a specific claim."""
+        limit, freqs = self._query_freqs(query, max_share)
+        return [w for w, df in freqs if df > limit]
+
+    def _query_freqs(self, query: str, max_share: float) -> tuple[int, list[tuple[str, int]]]:
+        """The chunk count that ``max_share`` allows, and each distinct content word of the
+        query with the number of chunks holding it: the one split into rare and common."""
         limit = max(1, int(max_share * self.count()))
-        return [w for w in dict.fromkeys(content_words(query)) if self.doc_freq(w) > limit]
+        return limit, [(w, self.doc_freq(w)) for w in dict.fromkeys(content_words(query))]
 
     def knows(self, word: str) -> bool:
         """``known_word`` against the whole corpus vocabulary (prefix-tolerant)."""
