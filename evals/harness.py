@@ -28,7 +28,9 @@ from .judge import Judge
 from .metrics import balanced_accuracy, correct, percentile, ratio, retrieval_rank
 from .report import write_report
 
-KEYS = ("id", "question", "category", "answer", "must_include", "support", "answerable")
+KEYS = ("id", "question", "category", "answer", "must_include", "support", "answerable",
+        "split")
+SPLITS = ("dev", "test")  # tune on dev; test is only run to report (README, Evaluation)
 CATEGORIES = ("fact", "numeric", "attribution", "multi", "summary", "unanswerable",
               "false_premise", "contradiction", "injection")
 HERE = Path(__file__).parent
@@ -49,6 +51,8 @@ def load_qa(path: Path, corpus_text: str | None = None) -> list[dict[str, Any]]:
         if item["id"] in seen:
             raise ValueError(f"{path}:{n}: duplicate id {item['id']!r}")
         seen.add(item["id"])
+        if item["split"] not in SPLITS:
+            raise ValueError(f"{path}:{n}: split must be one of {', '.join(SPLITS)}")
         if not isinstance(item["answerable"], bool):
             raise ValueError(f"{path}:{n}: answerable must be true or false")
         if item["answerable"] and not (item["must_include"] and item["support"]):
@@ -189,13 +193,15 @@ def judge_accuracy(judge: Judge, path: Path = HERE / "judge_labels.jsonl") -> di
 
 
 def evaluate(settings: Settings, qa: Path, out: Path, limit: int | None = None,
-             baseline: bool = True, progress: bool = True) -> dict:
+             baseline: bool = True, progress: bool = True, split: str | None = None) -> dict:
     t_start = time.perf_counter()
     assistant = Assistant(settings)
     assistant.ingest(progress=progress)
     chunks = list(assistant.searcher.lexical().chunks())
     sources = {c.source: load_text(settings.corpus_dir / c.source) for c in chunks}
     all_items = load_qa(qa, "\n".join(sources.values()))
+    if split:
+        all_items = [it for it in all_items if it["split"] == split]
     items = stratified(all_items, limit)
     spans = {c.id: (c.source, c.start, c.end) for c in chunks}
     assistant.warm_up()
@@ -235,7 +241,8 @@ def evaluate(settings: Settings, qa: Path, out: Path, limit: int | None = None,
                        "gold_rank": it["_rank"], "scores": sc}
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     summary = {
-        "qa": str(qa), "items": len(items), "items_in_file": len(all_items),
+        "qa": str(qa), "split": split or "all", "items": len(items),
+        "items_in_file": len(all_items),
         "subset": len(items) < len(all_items),
         "settings": {"model_size": settings.model_size, "backend": settings.backend,
                      "k": settings.k, "chunk_tokens": settings.chunk_tokens},
@@ -282,7 +289,8 @@ def print_table(summary: dict) -> None:
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    summary = evaluate(settings, args.qa, args.out, args.limit, not args.no_baseline)
+    summary = evaluate(settings, args.qa, args.out, args.limit, not args.no_baseline,
+                       split=args.split)
     print_table(summary)
     print(f"wrote {args.out}/results.jsonl, summary.json, report.html")
     if args.thresholds:

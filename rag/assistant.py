@@ -72,10 +72,7 @@ class Assistant:
         """Load the embedder, the index and the LLM now rather than on the first question."""
         self.searcher.lexical()
         self.embeddings.encode(["warm up"])
-        model = getattr(self.llm, "model", None)
-        if model is not None:
-            build = build_messages("warm up", [])
-            list(self.llm.stream(build, max_tokens=1))
+        self.llm.warm_up()
 
     # -- the three things users do ---------------------------------------------------------
     def ingest(self, paths: list[Path] | None = None, rebuild: bool = False,

@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-k", type=int, help="passages given to the model")
 
     sub.add_parser("chat", help="interactive question prompt in the terminal")
-    sub.add_parser("models", help="assemble and verify the embedded GGUF models")
+    p = sub.add_parser("models", help="assemble and verify the embedded GGUF models")
+    p.add_argument("--smoke", action="store_true",
+                   help="also generate a few tokens with each in a worker process (set-up's "
+                        "proof that the llama.cpp build runs on this CPU)")
     p = sub.add_parser("ui", help="start the chat UI (default http://127.0.0.1:7860)")
     p.add_argument("--host", default=os.environ.get("RAG_UI_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_UI_PORT", "7860")))
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--qa", type=Path, default=Path("evals/qa.jsonl"))
     p.add_argument("--out", type=Path, default=Path("eval-output"))
     p.add_argument("--limit", type=int, help="stratified subset of this many items")
+    p.add_argument("--split", choices=["dev", "test"],
+                   help="only this split (tune on dev; run test only to report)")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--thresholds", type=Path, help="fail (exit 1) below these minimums")
 
@@ -76,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
 
             for size in MODELS:
                 print(f"{size}: {model_file(size, settings.model_dir)}")
+                if args.smoke:
+                    from .generation import smoke_test
+
+                    t0 = time.perf_counter()
+                    text = smoke_test(settings.replace(model_size=size))
+                    print(f"  smoke test: generated {text.strip()!r} in "
+                          f"{time.perf_counter() - t0:.1f} s (load included)")
             return 0
         if args.command == "eval":
             from evals.harness import main as eval_main

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import os
+import queue
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import Protocol
 
 import httpx
@@ -57,6 +61,10 @@ class LLM(Protocol):
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]: ...
 
+    def warm_up(self) -> None:
+        """Load whatever is slow to load, before the first question (may do nothing)."""
+        ...
+
 
 def build_messages(question: str, passages: list[Passage]) -> list[dict[str, str]]:
     """System rules first (a fixed prefix whose KV cache llama.cpp reuses), then the
@@ -70,49 +78,169 @@ def build_messages(question: str, passages: list[Passage]) -> list[dict[str, str
 
 
 class LlamaCppLLM:
-    """An embedded GGUF model via llama-cpp-python, loaded once per process and size."""
+    """An embedded GGUF model via llama-cpp-python, run in a worker process (``llm_worker``).
+
+    A native crash in llama.cpp (SIGSEGV, SIGILL) or a killed worker ends the current answer
+    with a ``BackendError`` (the assistant then answers with labelled verbatim quotes); the next
+    call starts a new worker. One worker per model file and settings, shared by every instance
+    in the process, generating one answer at a time.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.name = f"llama.cpp:{settings.model_size}"
-        self._lock = threading.Lock()
 
-    @property
-    def model(self):  # noqa: ANN201 - llama_cpp.Llama
+    def worker(self) -> ModelWorker:
+        """The running worker for these settings, started (and the model loaded) if needed."""
         s = self.settings
-        with _LOADING:  # the UI's background warm-up and a first question: one load, not two
-            return _load_llama(str(model_file(s.model_size, s.model_dir)), s.n_ctx,
-                               s.n_threads)
+        key = (str(model_file(s.model_size, s.model_dir)), s.n_ctx, s.n_threads)
+        with _WORKERS_LOCK:  # the UI's warm-up and a first question: one worker, not two
+            worker = _WORKERS.get(key)
+            if worker is None or not worker.alive():
+                worker = _WORKERS[key] = ModelWorker(*key, timeout=s.timeout)
+            return worker
+
+    def warm_up(self) -> None:
+        """Load the model and prefill the fixed system prompt now, not at the first question."""
+        list(self.stream(build_messages("warm up", []), max_tokens=1))
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
-        llm = self.model
-        with self._lock:  # one generation at a time per loaded model
+        worker = self.worker()
+        yield from worker.generate(messages, max_tokens, self.settings.temperature,
+                                   self.settings.timeout)
+
+
+class ModelWorker:
+    """One ``python -m rag.llm_worker`` process and its pipes (protocol in ``llm_worker``)."""
+
+    def __init__(self, path: str, n_ctx: int, n_threads: int, timeout: float = 120.0) -> None:
+        self.path = path
+        self._lock = threading.Lock()  # one generation at a time per loaded model
+        self._ids = itertools.count(1)
+        self._inbox: queue.Queue[dict | None] = queue.Queue()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rag.llm_worker", path, str(n_ctx), str(n_threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+            encoding="utf-8", env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        threading.Thread(target=self._read, daemon=True).start()
+        atexit.register(self.stop)
+        msg = self._next(timeout, waiting_for="to load the model")
+        if "fatal" in msg:
+            self.stop()
+            raise BackendError(msg["fatal"])
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.kill()
+        self.proc.wait()
+
+    def generate(self, messages: list[dict[str, str]], max_tokens: int, temperature: float,
+                 timeout: float) -> Iterator[str]:
+        with self._lock:
+            rid = next(self._ids)
+            self._send({"id": rid, "messages": messages, "max_tokens": max_tokens,
+                        "temperature": temperature})
+            finished = False
             try:
-                for part in llm.create_chat_completion(
-                        messages=messages, max_tokens=max_tokens,
-                        temperature=self.settings.temperature, stream=True):
-                    delta = part["choices"][0].get("delta", {}).get("content")
-                    if delta:
-                        yield delta
-            except ValueError as exc:  # e.g. prompt longer than the context window
-                raise BackendError(f"the embedded model refused the prompt: {exc}") from exc
+                while True:
+                    msg = self._next(timeout, waiting_for="to answer")
+                    if "token" in msg:
+                        yield msg["token"]
+                    elif "error" in msg:
+                        finished = True
+                        raise BackendError(msg["error"])
+                    elif msg.get("done"):
+                        finished = True
+                        return
+            finally:
+                if not finished:  # the caller stopped reading: stop generating, then drain
+                    self._cancel(rid, timeout)
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                self._inbox.put(json.loads(line))
+            except ValueError:
+                continue
+        self._inbox.put(None)  # the worker is gone
+
+    def _send(self, msg: dict) -> None:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps(msg) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            raise BackendError(self._death()) from None
+
+    def _next(self, timeout: float, waiting_for: str) -> dict:
+        try:
+            msg = self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            self.stop()
+            raise BackendError(f"the embedded model did not {waiting_for} within {timeout:.0f} "
+                               "s; it was stopped and the next question restarts it") from None
+        if msg is None:
+            self._inbox.put(None)  # keep reporting the death to later callers
+            raise BackendError(self._death())
+        return msg
+
+    def _cancel(self, rid: int, timeout: float) -> None:
+        try:
+            self._send({"cancel": rid})
+            while True:
+                msg = self._next(timeout, waiting_for="to stop")
+                if msg.get("id") == rid and ("done" in msg or "error" in msg):
+                    return
+        except BackendError:
+            self.stop()
+
+    def _death(self) -> str:
+        try:
+            code = self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            code = self.proc.returncode
+        how = f"exit code {code}"
+        if code is not None and code < 0:
+            how = signal.Signals(-code).name
+        hint = ""
+        if code in (-signal.SIGSEGV, -signal.SIGILL, -signal.SIGBUS):
+            hint = (" If this repeats, the llama.cpp build may not suit this CPU: run "
+                    "`make setup`, which rebuilds it portably and smoke-tests it.")
+        return (f"the embedded model process died ({how}); the next question restarts it."
+                + hint)
 
 
-_LOADING = threading.Lock()
-
-
-@lru_cache(maxsize=2)
-def _load_llama(path: str, n_ctx: int, n_threads: int):  # noqa: ANN202
-    from llama_cpp import Llama
-
+def smoke_test(settings: Settings) -> str:
+    """Load ``settings.model_size`` in a fresh worker and generate a few tokens: proves the
+    installed llama.cpp build runs on this CPU. Returns the text; raises ``BackendError`` with
+    the cause and the fix."""
+    path = str(model_file(settings.model_size, settings.model_dir))
     try:
-        llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_batch=256,
-                    verbose=False)
-    except (ValueError, RuntimeError) as exc:
-        raise BackendError(f"cannot load the model file {path} ({exc}); delete it and run "
-                           "`make setup` to reassemble it") from exc
-    atexit.register(llm.close)  # free it before the interpreter tears llama_cpp down
-    return llm
+        worker = ModelWorker(path, 512, settings.n_threads, timeout=settings.timeout)
+        try:
+            return "".join(worker.generate([{"role": "user", "content": "Say OK."}], 4, 0.0,
+                                           settings.timeout))
+        finally:
+            worker.stop()
+    except BackendError as exc:
+        raise BackendError(
+            f"smoke test of the {settings.model_size} model failed: {exc} The installed "
+            "llama-cpp-python does not run on this machine. Fix: `rm -rf "
+            "~/.cache/rag-wheels && make setup` (rebuilds it portably, ~4 min)") from exc
+
+
+_WORKERS: dict[tuple[str, int, int], ModelWorker] = {}
+_WORKERS_LOCK = threading.Lock()
 
 
 class OpenAICompatibleLLM:
@@ -121,6 +249,9 @@ class OpenAICompatibleLLM:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.name = f"openai:{settings.openai_model}@{settings.openai_base_url}"
+
+    def warm_up(self) -> None:
+        """Nothing to load here: the server holds the model."""
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         s = self.settings

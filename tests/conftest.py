@@ -58,6 +58,9 @@ class FakeLLM:
         self.outputs = list(outputs)
         self.calls: list[list[dict[str, str]]] = []
 
+    def warm_up(self) -> None:
+        pass
+
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         self.calls.append(messages)
         text = self.outputs.pop(0) if self.outputs else ""

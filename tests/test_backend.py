@@ -1,10 +1,13 @@
 """A model backend that fails: a clear error from the backend, and the assistant falls back to
 verbatim quotes of the best passages, labelled as such. The failing backends are real HTTP
-servers on loopback that misbehave in one way each."""
+servers on loopback that misbehave in one way each, and the real embedded model's worker
+process killed with a real signal (SIGKILL, SIGSEGV) in the middle of an answer."""
 
 from __future__ import annotations
 
 import http.server
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +17,13 @@ import pytest
 from benchmarks.servers import free_port
 from rag import Assistant, BackendError
 from rag.assistant import FALLBACK_LABEL
-from rag.generation import LlamaCppLLM, OpenAICompatibleLLM, _load_llama, build_messages
+from rag.generation import (
+    LlamaCppLLM,
+    ModelWorker,
+    OpenAICompatibleLLM,
+    build_messages,
+    smoke_test,
+)
 from rag.ingestion import ingest
 from rag.loaders import load_text
 from rag.models import MODELS, GGUFModel, ModelError, model_file
@@ -111,7 +120,7 @@ def test_a_corrupt_model_file_gives_a_clear_error(tmp_path):
     bad = tmp_path / "model.gguf"
     bad.write_bytes(b"GGUF" + b"\x00" * 4096)
     with pytest.raises(BackendError, match="cannot load the model file"):
-        _load_llama(str(bad), 512, 1)
+        ModelWorker(str(bad), 512, 1)
 
 
 def test_concurrent_first_callers_load_the_model_once(settings):
@@ -125,7 +134,7 @@ def test_concurrent_first_callers_load_the_model_once(settings):
 
     def first_use() -> None:
         start.wait()
-        got.append(llm.model)
+        got.append(llm.worker())
 
     threads = [threading.Thread(target=first_use) for _ in range(2)]
     for t in threads:
@@ -133,6 +142,76 @@ def test_concurrent_first_callers_load_the_model_once(settings):
     for t in threads:
         t.join()
     assert len(got) == 2 and got[0] is got[1]
+    got[0].stop()
+
+
+# -- the embedded model behind a process boundary --------------------------------------------
+QUESTION = [{"role": "user", "content": "Count from one to forty in words, comma-separated."}]
+
+
+@pytest.fixture
+def small_llm(settings) -> LlamaCppLLM:
+    """The real 0.5B model in its own worker (a context size no other test uses)."""
+    llm = LlamaCppLLM(settings.replace(model_size="0.5b", n_ctx=768))
+    yield llm
+    llm.worker().stop()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV])
+def test_a_worker_that_dies_mid_answer_is_a_backend_error_and_the_next_call_restarts_it(
+        small_llm, sig):
+    tokens = small_llm.stream(QUESTION, max_tokens=120)
+    assert next(tokens)
+    pid = small_llm.worker().pid
+    os.kill(pid, sig)  # a real process death, as a native crash would cause
+    with pytest.raises(BackendError, match=f"died \\({sig.name}\\).*restarts it"):
+        list(tokens)
+    again = "".join(small_llm.stream(QUESTION, max_tokens=8))
+    assert again.strip() and small_llm.worker().pid != pid
+
+
+def test_a_segfault_names_the_build_as_the_likely_cause(small_llm):
+    tokens = small_llm.stream(QUESTION, max_tokens=120)
+    next(tokens)
+    os.kill(small_llm.worker().pid, signal.SIGSEGV)
+    with pytest.raises(BackendError, match="make setup"):
+        list(tokens)
+
+
+def test_an_answer_abandoned_midway_stops_generating_and_keeps_the_worker(small_llm):
+    tokens = small_llm.stream(QUESTION, max_tokens=120)
+    next(tokens)
+    pid = small_llm.worker().pid
+    tokens.close()  # the reader stopped (a Stop button, a closed page)
+    assert "".join(small_llm.stream(QUESTION, max_tokens=8)).strip()
+    assert small_llm.worker().pid == pid  # cancelled, not killed and reloaded
+
+
+def test_killing_the_worker_mid_answer_gives_a_labelled_fallback_then_normal_answers(
+        settings, embeddings):
+    settings = settings.replace(model_size="0.5b", n_ctx=768)
+    ingest(settings=settings, embeddings=embeddings, progress=False)
+    assistant = Assistant(settings, embeddings=embeddings)
+    assistant.warm_up()
+    killed: list[int] = []
+
+    def kill_on_first_token(_piece: str) -> None:
+        if not killed:
+            killed.append(assistant.llm.worker().pid)
+            os.kill(killed[0], signal.SIGKILL)
+
+    answer = assistant.ask("Who was the chief engineer?", on_token=kill_on_first_token)
+    assert killed and answer.fallback and answer.text.startswith(FALLBACK_LABEL)
+    assert "SIGKILL" in answer.reason
+    assert any("Margit Oduya" in c.quote for c in answer.citations)
+    answer = assistant.ask("Who was the chief engineer?")
+    assert not answer.fallback and "Oduya" in answer.text
+    assert assistant.llm.worker().pid != killed[0]
+    assistant.llm.worker().stop()
+
+
+def test_the_smoke_test_generates_with_the_installed_build(settings):
+    assert smoke_test(settings.replace(model_size="0.5b")).strip()
 
 
 MISSING = GGUFModel("missing", "missing.gguf", "no_such_model_part{i}", 2, 10, "0" * 64)

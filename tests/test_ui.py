@@ -3,7 +3,9 @@ and through gradio_client from this second process. Screenshots go to test-outpu
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -48,11 +50,16 @@ def test_follow_ups_are_rewritten_with_the_previous_question():
 
 
 @pytest.fixture(scope="module")
-def app_url(article_settings):
+def app(article_settings):
     t0 = time.perf_counter()
     with running_app(article_settings, article_settings.store_dir.parent / "app.log") as app:
         print(f"\nUI ready in {time.perf_counter() - t0:.1f} s")
-        yield app.url
+        yield app
+
+
+@pytest.fixture(scope="module")
+def app_url(app):
+    return app.url
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +145,40 @@ def test_gradio_client_from_a_second_process(app_url):
     text = str(history[-1]["content"])
     assert "cite-1" in text
     assert "Atlantic Council" in sources
+
+
+def model_workers(parent: int) -> list[int]:
+    """Pids of the embedded model's worker processes started by ``parent``."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"rag.llm_worker" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.ui
+def test_killing_the_model_worker_mid_answer_gives_a_fallback_and_the_app_stays_up(app):
+    from gradio_client import Client
+
+    client = Client(app.url, verbose=False)
+    job = client.submit("Who is Almas Miriev?", [], "1.5b", 4, False, api_name="/ask")
+    deadline = time.monotonic() + 180
+    while not any("checking citations" in str(out[0][-1]["content"]) for out in job.outputs()):
+        assert time.monotonic() < deadline and not job.done(), "no streamed tokens seen"
+        time.sleep(0.05)
+    workers = model_workers(app.pid)
+    assert len(workers) == 1
+    os.kill(workers[0], signal.SIGKILL)  # mid-answer, as a native crash would end it
+    history, sources = job.result(timeout=180)
+    text = str(history[-1]["content"])
+    assert 'class="fallback"' in text and "SIGKILL" in text and "cite-1" in text
+    assert "Georgetown" in sources
+    history, _ = client.predict("Who is Almas Miriev?", [], "1.5b", 4, False, api_name="/ask")
+    text = str(history[-1]["content"])
+    assert "fallback" not in text and "cite-1" in text and "Georgetown" in text
+    assert model_workers(app.pid) not in ([], workers)  # a new worker answered
