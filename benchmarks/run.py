@@ -21,16 +21,16 @@ import time
 from pathlib import Path
 
 from evals.baseline import NaiveChain
-from evals.harness import load_qa, stratified
+from evals.qa import load_qa, stratified
 from rag import Assistant, Settings
 from rag.embeddings import default_embeddings
 from rag.generation import SYSTEM_PROMPT, build_messages
 from rag.ingestion import ingest
 from rag.models import model_file
-from rag.store import ChunkStore
+from rag.store import make_store
+from tests.support import PROJECT, running_app
 
 from . import scale
-from .servers import PROJECT, running_app
 
 ARTICLE = PROJECT / "corpus" / "us-policy-in-tajikistan.txt"
 STAGES = ["embed_query", "dense", "lexical", "fusion", "gate", "focus", "prompt", "first_token",
@@ -78,7 +78,7 @@ def bench_ingest(repeats: int) -> list[dict]:
                 report = ingest(settings=settings, embeddings=emb, progress=False)
                 full.append(time.perf_counter() - t0)
                 n = report.chunks
-                texts = [c.text for c in ChunkStore(settings).all_chunks()]
+                texts = [c.text for c in make_store(settings).all_chunks()]
                 t0 = time.perf_counter()
                 emb.encode(texts)
                 raw.append(time.perf_counter() - t0)
@@ -305,9 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [1000] if args.quick else [int(x) for x in args.sizes.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    items = stratified(load_qa(PROJECT / "evals" / "qa.jsonl", ARTICLE.read_text()),
-                       n_questions)
-    questions = [it["question"] for it in items]
+    dev = [it for it in load_qa(PROJECT / "evals" / "qa.jsonl", ARTICLE.read_text())
+           if it.split == "dev"]  # the test split is only run to report quality
+    items = stratified(dev, n_questions)
+    questions = [it.question for it in items]
     res: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                              "platform": platform.platform()},
                  "questions_asked": questions}

@@ -24,10 +24,9 @@ from rag.chunking import chunk_text
 from rag.embeddings import default_embeddings
 from rag.lexical import LexicalIndex
 from rag.retrieval import HybridSearcher
-from rag.store import ChunkStore
+from rag.store import VectorStore, make_store
 from rag.types import Chunk
-
-from .servers import free_port, rss_mb, running_server
+from tests.support import free_port, rss_mb, running_server
 
 CACHE = Path("benchmark-output/scale")
 
@@ -90,10 +89,9 @@ def vectors_for(chunks: list[Chunk], cache_dir: Path = CACHE, part: int = 5000) 
     return np.concatenate(parts)
 
 
-def _load(settings: Settings, chunks: list[Chunk], vecs: np.ndarray) -> ChunkStore:
+def _load(settings: Settings, chunks: list[Chunk], vecs: np.ndarray) -> VectorStore:
     """Fill a fresh collection and its lexical index (what ``ingest`` would write)."""
-    ChunkStore.drop(settings)
-    store = ChunkStore(settings, create=True)
+    store = make_store(settings, reset=True)
     by_source: dict[str, list[int]] = {}
     for i, c in enumerate(chunks):
         by_source.setdefault(c.source, []).append(i)
@@ -110,7 +108,7 @@ def _load(settings: Settings, chunks: list[Chunk], vecs: np.ndarray) -> ChunkSto
     return store
 
 
-def _add(store: ChunkStore, chunks: list[Chunk], vecs: np.ndarray, idx: list[int]) -> None:
+def _add(store: VectorStore, chunks: list[Chunk], vecs: np.ndarray, idx: list[int]) -> None:
     store.add([chunks[i] for i in idx], vecs[idx], "bench", "sha", 1)
 
 
@@ -119,7 +117,7 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * (len(values) - 1) + 0.5))]
 
 
-def measure(store: ChunkStore, settings: Settings, queries: list[str], repeats: int = 3
+def measure(store: VectorStore, settings: Settings, queries: list[str], repeats: int = 3
             ) -> dict[str, float]:
     """p50/p95 in ms of a Chroma top-10 query, a lexical top-10 query and the full hybrid
     search (query embedding + both + fusion)."""
@@ -184,7 +182,7 @@ def run(sizes: list[int], queries: list[str], out: Path) -> list[dict]:
                            else None}
                     print(json.dumps(row), file=sys.stderr)
                     rows.append(row)
-                    ChunkStore.drop(settings)
+                    store.clear()
     return rows
 
 

@@ -1,1 +1,1 @@
-"""Eval harness: ``rag eval`` or ``python -m evals``."""
+"""Eval harness: ``python -m evals`` (``rag eval`` runs it)."""

@@ -1,18 +1,20 @@
-"""The naive baseline: a textbook LangChain RAG chain (dense top-k from the same Chroma
-collection, stuffed into a prompt, same LLM), with no gate and no checker."""
+"""The naive baseline: a textbook LangChain RAG chain (dense top-k from the project's vector
+store, through LangChain's ``VectorStore`` interface, stuffed into a prompt, same LLM), with no
+gate and no checker."""
 
 from __future__ import annotations
 
 import re
 import time
 
-from langchain_chroma import Chroma
 from langchain_core.documents import Document
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnableParallel, RunnablePassthrough
 
 from rag import Assistant
+
+from .runs import Run
 
 PROMPT = ChatPromptTemplate.from_messages([
     ("system", "You are an assistant for question-answering tasks. Use the following pieces of "
@@ -33,9 +35,7 @@ class NaiveChain:
     def __init__(self, assistant: Assistant) -> None:
         settings = assistant.settings
         self.llm = assistant.llm
-        store = Chroma(client=assistant.searcher.store.client,
-                       collection_name=settings.collection,
-                       embedding_function=assistant.embeddings)
+        store = assistant.store.as_langchain(assistant.embeddings)
         retriever = store.as_retriever(search_kwargs={"k": settings.k})
         generate = RunnableLambda(self._generate, name="llm")
         answer = (RunnableLambda(lambda x: {"context": _format(x["docs"]),
@@ -57,9 +57,7 @@ class NaiveChain:
             pieces.append(piece)
         return "".join(pieces)
 
-    def run(self, question: str):  # noqa: ANN201 - evals.harness.Run
-        from .harness import Run
-
+    def run(self, question: str) -> Run:
         t0 = time.perf_counter()
         self._first = None
         out = self.chain.invoke(question)

@@ -1,7 +1,8 @@
 """The eval harness: run a Q&A file through the assistant and a naive LangChain baseline, score
 both with the same metrics and judge, write results.jsonl, summary.json and report.html.
 
-    rag eval --qa evals/qa.jsonl --out eval-output [--limit N] [--thresholds evals/thresholds.toml]
+    python -m evals --qa evals/qa.jsonl --out eval-output [--limit N] [--split dev]
+                    [--thresholds evals/thresholds.toml]
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import re
 import sys
 import time
 import tomllib
-from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,106 +20,31 @@ from tqdm.auto import tqdm
 
 from rag import Assistant, Settings
 from rag.loaders import load_text
-from rag.verify import parse_claims
 
 from .baseline import NaiveChain
+from .claims import split_answer
 from .judge import Judge
 from .metrics import balanced_accuracy, correct, percentile, ratio, retrieval_rank
+from .qa import QAItem, load_qa, stratified
 from .report import write_report
+from .runs import Hit, Retrieval, Run, run_project
 
-KEYS = ("id", "question", "category", "answer", "must_include", "support", "answerable",
-        "split")
-SPLITS = ("dev", "test")  # tune on dev; test is only run to report (README, Evaluation)
-CATEGORIES = ("fact", "numeric", "attribution", "multi", "summary", "unanswerable",
-              "false_premise", "contradiction", "injection")
 HERE = Path(__file__).parent
 
 
-def load_qa(path: Path, corpus_text: str | None = None) -> list[dict[str, Any]]:
-    """Read and validate a Q&A file; ``corpus_text``, if given, must contain every support."""
-    items, seen = [], set()
-    for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{n}: not JSON ({exc})") from exc
-        if set(item) != set(KEYS):
-            raise ValueError(f"{path}:{n}: keys must be exactly {', '.join(KEYS)}")
-        if item["id"] in seen:
-            raise ValueError(f"{path}:{n}: duplicate id {item['id']!r}")
-        seen.add(item["id"])
-        if item["split"] not in SPLITS:
-            raise ValueError(f"{path}:{n}: split must be one of {', '.join(SPLITS)}")
-        if not isinstance(item["answerable"], bool):
-            raise ValueError(f"{path}:{n}: answerable must be true or false")
-        if item["answerable"] and not (item["must_include"] and item["support"]):
-            raise ValueError(f"{path}:{n}: an answerable item needs must_include and support")
-        if any(m != m.lower() for m in item["must_include"]):
-            raise ValueError(f"{path}:{n}: must_include strings must be lowercase")
-        if corpus_text is not None:
-            for s in item["support"]:
-                if s not in corpus_text:
-                    raise ValueError(f"{path}:{n}: support is not in the corpus: {s[:60]!r}")
-        items.append(item)
-    if not items:
-        raise ValueError(f"{path}: no items")
-    return items
-
-
-def stratified(items: list[dict], limit: int | None) -> list[dict]:
-    """Up to ``limit`` items, taken round-robin across categories so each stays represented."""
-    if not limit or limit >= len(items):
-        return items
-    by_cat: dict[str, list[dict]] = defaultdict(list)
-    for it in items:
-        by_cat[it["category"]].append(it)
-    out: list[dict] = []
-    while len(out) < limit:
-        for cat in list(by_cat):
-            if by_cat[cat] and len(out) < limit:
-                out.append(by_cat[cat].pop(0))
-    return sorted(out, key=items.index)
-
-
-@dataclass
-class Run:
-    """One system's answer to one item, in the shape both systems share."""
-
-    answer: str
-    abstained: bool
-    citations: list[dict]
-    passages: dict[str, str]  # chunk_id -> text, for everything the system retrieved
-    cite_text: dict[int, str]  # marker number in the answer -> cited passage text
-    retrieved: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    first_token: float | None = None
-
-
-def run_project(assistant: Assistant, question: str) -> Run:
-    t0 = time.perf_counter()
-    answer = assistant.ask(question)
-    seconds = time.perf_counter() - t0
-    text = {p.chunk_id: p.text for p in answer.passages}
-    return Run(answer.text, answer.abstained, [c.to_dict() for c in answer.citations], text,
-               {c.n: text.get(c.chunk_id, c.quote) for c in answer.citations},
-               seconds=seconds, first_token=answer.timings.get("first_token"))
-
-
-def score_item(item: dict, run: Run, judge: Judge, sources: dict[str, str]) -> dict:
+def score_item(item: QAItem, run: Run, judge: Judge, sources: dict[str, str]) -> dict:
     """Correctness, abstention, citation validity, ALCE citation recall/precision, RAGAS-style
     faithfulness, for one answer."""
     out: dict[str, Any] = {"abstained": run.abstained}
-    if item["answerable"]:
-        out["correct"] = (not run.abstained) and correct(run.answer, item["must_include"])
+    if item.answerable:
+        out["correct"] = (not run.abstained) and correct(run.answer, item.must_include)
     else:
         out["correct"] = run.abstained
     out["citation_valid"] = [sources.get(c["source"], "")[c["start"]:c["end"]] == c["quote"]
                              for c in run.citations]
     if run.abstained:
         return out
-    claims = [c for c in parse_claims(run.answer) if not c.text.startswith("Note:")]
+    claims = [c for c in split_answer(run.answer) if not c.text.startswith("Note:")]
     sentence_ok, precise = [], []
     for claim in claims:
         cited = [run.cite_text[n] for n in claim.cited if n in run.cite_text]
@@ -141,7 +65,8 @@ def score_item(item: dict, run: Run, judge: Judge, sources: dict[str, str]) -> d
     return out
 
 
-def aggregate(items: list[dict], scores: list[dict], runs: list[Run]) -> dict:
+def aggregate(items: list[QAItem], retrievals: list[Retrieval], scores: list[dict],
+              runs: list[Run]) -> dict:
     def mean(xs: list[float]) -> float | None:
         return round(sum(xs) / len(xs), 4) if xs else None
 
@@ -149,17 +74,17 @@ def aggregate(items: list[dict], scores: list[dict], runs: list[Run]) -> dict:
         return [v for i in subset for v in scores[i].get(key, [])]
 
     def block(idx: list[int]) -> dict:
-        ans = [i for i in idx if items[i]["answerable"]]
-        una = [i for i in idx if not items[i]["answerable"]]
+        ans = [i for i in idx if items[i].answerable]
+        una = [i for i in idx if not items[i].answerable]
         abst = [i for i in idx if scores[i]["abstained"]]
-        ranks = [items[i]["_rank"] for i in ans]
+        ranks = [retrievals[i].gold_rank for i in ans]
         secs = [runs[i].seconds for i in idx]
         firsts = [runs[i].first_token for i in idx if runs[i].first_token is not None]
         return {
             "n": len(idx),
             "correctness": mean([scores[i]["correct"] for i in idx]),
             "answerable_correctness": mean([scores[i]["correct"] for i in ans]),
-            "abstention_precision": ratio(sum(not items[i]["answerable"] for i in abst),
+            "abstention_precision": ratio(sum(not items[i].answerable for i in abst),
                                           len(abst)),
             "abstention_recall": ratio(sum(scores[i]["abstained"] for i in una), len(una)),
             "false_abstention_rate": ratio(sum(scores[i]["abstained"] for i in ans), len(ans)),
@@ -178,8 +103,8 @@ def aggregate(items: list[dict], scores: list[dict], runs: list[Run]) -> dict:
         }
 
     everything = list(range(len(items)))
-    cats = {c: [i for i in everything if items[i]["category"] == c]
-            for c in dict.fromkeys(it["category"] for it in items)}
+    cats = {c: [i for i in everything if items[i].category == c]
+            for c in dict.fromkeys(it.category for it in items)}
     return {"overall": block(everything), "by_category": {c: block(ix) for c, ix in cats.items()}}
 
 
@@ -201,28 +126,28 @@ def evaluate(settings: Settings, qa: Path, out: Path, limit: int | None = None,
     sources = {c.source: load_text(settings.corpus_dir / c.source) for c in chunks}
     all_items = load_qa(qa, "\n".join(sources.values()))
     if split:
-        all_items = [it for it in all_items if it["split"] == split]
+        all_items = [it for it in all_items if it.split == split]
     items = stratified(all_items, limit)
     spans = {c.id: (c.source, c.start, c.end) for c in chunks}
     assistant.warm_up()
-    judge = Judge(assistant.embeddings, assistant.llm, threshold=0.55)
+    judge = Judge(assistant.embeddings, assistant.llm)
     systems: dict[str, Any] = {"project": lambda q: run_project(assistant, q)}
     if baseline:
         naive = NaiveChain(assistant)
         systems["baseline"] = naive.run
 
+    retrievals = []
     for it in items:
-        ranked = assistant.searcher.search(it["question"], k=10)
-        it["_retrieved"] = [{"chunk_id": p.chunk_id, "score": round(p.score, 5),
-                             "dense": p.dense_score, "lexical": p.lexical_score}
-                            for p in ranked]
-        it["_rank"] = (retrieval_rank(it["_retrieved"], spans, it["support"], sources)
-                       if it["support"] else None)
+        hits = tuple(Hit(p.chunk_id, round(p.score, 5), p.dense_score, p.lexical_score)
+                     for p in assistant.searcher.search(it.question, k=10))
+        rank = (retrieval_rank([h.chunk_id for h in hits], spans, it.support, sources)
+                if it.support else None)
+        retrievals.append(Retrieval(hits, rank))
 
     out.mkdir(parents=True, exist_ok=True)
     # answer everything first, judge afterwards: judge prompts would evict the answer prompt's
     # cached prefix from the model and distort the latencies
-    results = {name: [system(it["question"]) for it in tqdm(
+    results = {name: [system(it.question) for it in tqdm(
         items, desc=f"answering ({name})", unit="q", disable=not progress)]
         for name, system in systems.items()}
     scored = {name: [score_item(it, run, judge, sources) for it, run in tqdm(
@@ -230,15 +155,15 @@ def evaluate(settings: Settings, qa: Path, out: Path, limit: int | None = None,
         disable=not progress)] for name, runs in results.items()}
 
     with (out / "results.jsonl").open("w") as fh:
-        for i, it in enumerate(items):
+        for i, (it, found) in enumerate(zip(items, retrievals, strict=True)):
             for name in systems:
                 run, sc = results[name][i], scored[name][i]
-                row = {"id": it["id"], "system": name, "question": it["question"],
-                       "category": it["category"], "answer": run.answer,
+                row = {"id": it.id, "system": name, "question": it.question,
+                       "category": it.category, "answer": run.answer,
                        "abstained": run.abstained, "citations": run.citations,
-                       "retrieved": it["_retrieved"] if name == "project" else run.retrieved,
+                       "retrieved": found.rows() if name == "project" else run.retrieved,
                        "seconds": round(run.seconds, 3), "correct": sc["correct"],
-                       "gold_rank": it["_rank"], "scores": sc}
+                       "gold_rank": found.gold_rank, "scores": sc}
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     summary = {
         "qa": str(qa), "split": split or "all", "items": len(items),
@@ -247,11 +172,12 @@ def evaluate(settings: Settings, qa: Path, out: Path, limit: int | None = None,
         "settings": {"model_size": settings.model_size, "backend": settings.backend,
                      "k": settings.k, "chunk_tokens": settings.chunk_tokens},
         "judge": judge_accuracy(judge),
-        "systems": {name: aggregate(items, scored[name], results[name]) for name in systems},
+        "systems": {name: aggregate(items, retrievals, scored[name], results[name])
+                    for name in systems},
     }
     summary["seconds"] = round(time.perf_counter() - t_start, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    write_report(out / "report.html", summary, items, results, scored)
+    write_report(out / "report.html", summary, items, retrievals, results, scored)
     return summary
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import statistics
 import unicodedata
+from collections.abc import Sequence
 
 _NUMBER_WORDS = {
     "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
@@ -23,16 +24,16 @@ def norm(text: str) -> str:
     return t
 
 
-def correct(answer: str, must_include: list[str]) -> bool:
+def correct(answer: str, must_include: Sequence[str]) -> bool:
     a = norm(answer)
     return all(norm(m) in a for m in must_include)
 
 
-def retrieval_rank(retrieved: list[dict], chunk_spans: dict[str, tuple[str, int, int]],
-                   support: list[str], source_text: dict[str, str]) -> int | None:
+def retrieval_rank(chunk_ids: Sequence[str], chunk_spans: dict[str, tuple[str, int, int]],
+                   support: Sequence[str], source_text: dict[str, str]) -> int | None:
     """1-based rank of the first retrieved chunk containing any gold support string."""
-    for rank, r in enumerate(retrieved, start=1):
-        span = chunk_spans.get(r["chunk_id"])
+    for rank, chunk_id in enumerate(chunk_ids, start=1):
+        span = chunk_spans.get(chunk_id)
         if span is None:
             continue
         source, start, end = span

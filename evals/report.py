@@ -6,6 +6,9 @@ import html
 from pathlib import Path
 from typing import Any
 
+from .qa import QAItem
+from .runs import Retrieval, Run
+
 COLORS = {"project": "#2563eb", "baseline": "#9ca3af"}
 METRICS = ["correctness", "answerable_correctness", "abstention_recall", "abstention_precision",
            "false_abstention_rate", "citation_validity", "citation_recall",
@@ -59,8 +62,8 @@ def histogram(values: dict[str, list[float]], bins: list[float], title: str) -> 
     return bar_chart(title, labels, series, vmax=vmax)
 
 
-def write_report(path: Path, summary: dict, items: list[dict], results: dict,
-                 scored: dict) -> None:
+def write_report(path: Path, summary: dict, items: list[QAItem], retrievals: list[Retrieval],
+                 results: dict[str, list[Run]], scored: dict[str, list[dict]]) -> None:
     systems = list(summary["systems"])
     rows = "".join(
         f"<tr><td>{_e(m)}</td>" + "".join(
@@ -76,7 +79,8 @@ def write_report(path: Path, summary: dict, items: list[dict], results: dict,
             for s in systems}),
         histogram({s: [r.seconds for r in results[s]] for s in systems},
                   [0, 2, 4, 6, 8, 12, 20], "Answer latency (s), count of questions"),
-        histogram({"project": [float(it["_rank"] or 99) for it in items if it["answerable"]]},
+        histogram({"project": [float(r.gold_rank or 99)
+                               for it, r in zip(items, retrievals, strict=True) if it.answerable]},
                   [1, 2, 3, 4, 5, 11], "Retrieval rank of the gold passage (>11 = not in top 10)"),
     ]
     failures = []
@@ -93,11 +97,11 @@ def write_report(path: Path, summary: dict, items: list[dict], results: dict,
         why = ("wrong or missing answer" if not sc["correct"] else "") + (
             " unsupported sentence" if unsupported else "")
         failures.append(
-            f"<tr><td>{_e(it['id'])}<br><small>{_e(it['category'])}</small></td>"
-            f"<td>{_e(it['question'])}</td><td>{_e(run.answer)}<ul>{cites}</ul></td>"
-            f"<td>{_e(it['answer'])}<ul>{''.join(f'<li>“{_e(s)}”</li>' for s in it['support'])}"
-            f"</ul><small>must include: {_e(', '.join(it['must_include']))}</small></td>"
-            f"{base}<td>{_e(why.strip())}<br>gold rank {_e(it['_rank'])}</td></tr>")
+            f"<tr><td>{_e(it.id)}<br><small>{_e(it.category)}</small></td>"
+            f"<td>{_e(it.question)}</td><td>{_e(run.answer)}<ul>{cites}</ul></td>"
+            f"<td>{_e(it.answer)}<ul>{''.join(f'<li>“{_e(s)}”</li>' for s in it.support)}"
+            f"</ul><small>must include: {_e(', '.join(it.must_include))}</small></td>"
+            f"{base}<td>{_e(why.strip())}<br>gold rank {_e(retrievals[i].gold_rank)}</td></tr>")
     judge = summary["judge"]
     subset = ("<p class=warn>This run used a stratified subset of "
               f"{summary['items']} of {summary['items_in_file']} items.</p>"

@@ -2,32 +2,40 @@
 
 from __future__ import annotations
 
-import re
+import queue
+import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from .embeddings import LocalEmbeddings, default_embeddings
-from .generation import LLM, NOT_FOUND, BackendError, build_messages, make_llm
+from .generation import LLM, NOT_FOUND, OVERVIEW_HINT, BackendError, build_messages, make_llm
+from .grounding import Checked, Checker, QuoteIndexer, Support, SupportPolicy, assemble
+from .grounding.entailment import Entailment
 from .ingestion import IngestReport, ingest
 from .models import ModelError
+from .questions import (
+    QuestionError,
+    clean_question,
+    is_overview,
+    premise_note,
+    unknown_terms,
+)
 from .retrieval import HybridRetriever, HybridSearcher
 from .settings import Settings
-from .store import ChunkStore
-from .text import STOPWORDS, normalize, words
-from .types import Answer, Passage
-from .verify import Checked, Checker, assemble
+from .store import VectorStore, make_store
+from .text import count_tokens, normalize
+from .timing import Stopwatch
+from .types import Answer, Chunk, Passage
+
+__all__ = ["ABSTAIN", "FALLBACK_LABEL", "Assistant", "QuestionError", "clean_question", "focus"]
 
 ABSTAIN = "The documents don't say."
 FALLBACK_LABEL = ("The language model is unavailable, so this is not an answer: the most relevant "
                   "passages, quoted verbatim")
-
-
-class QuestionError(ValueError):
-    """The question cannot be asked as it is; the message says why."""
 
 
 class Assistant:
@@ -36,15 +44,25 @@ class Assistant:
     >>> assistant = Assistant()                       # default settings and store
     >>> answer = assistant.ask("How much is the Boeing deal worth?")
     >>> answer.text, [c.quote for c in answer.citations]
+
+    Every part can be swapped: ``llm`` (any ``generation.LLM``), ``embeddings``, ``store``
+    (any ``store.VectorStore``), ``policy`` (the checker's thresholds).
     """
 
     def __init__(self, settings: Settings | None = None, llm: LLM | None = None,
-                 embeddings: LocalEmbeddings | None = None) -> None:
+                 embeddings: LocalEmbeddings | None = None, store: VectorStore | None = None,
+                 policy: SupportPolicy | None = None) -> None:
         self.settings = settings or Settings.load()
         self.embeddings = embeddings or default_embeddings()
         self._llm = llm
+        self._store = store
+        self._own_store = store is None  # opened here, so reopened after an ingest
         self._searcher: HybridSearcher | None = None
-        self.checker = Checker(self.embeddings, self.settings.min_support)
+        self._whole: tuple[tuple[str, int], list[Passage] | None] | None = None
+        self.checker = Checker(self.embeddings,
+                               policy or SupportPolicy(min_support=self.settings.min_support),
+                               entails=Entailment(self._verifier_llm())
+                               if self.settings.entailment else None)
 
     # -- components, opened lazily ---------------------------------------------------------
     @property
@@ -53,11 +71,23 @@ class Assistant:
             self._llm = make_llm(self.settings)
         return self._llm
 
+    def _verifier_llm(self) -> LLM:
+        """The entailment check's model: for the embedded backend, a second worker (another
+        context size) so that the answer prompt's cached prefix is never evicted."""
+        if self.settings.backend == "llama":
+            return make_llm(self.settings.replace(n_ctx=1024))
+        return self.llm
+
+    @property
+    def store(self) -> VectorStore:
+        if self._store is None:
+            self._store = make_store(self.settings)
+        return self._store
+
     @property
     def searcher(self) -> HybridSearcher:
         if self._searcher is None:
-            self._searcher = HybridSearcher(ChunkStore(self.settings), self.embeddings,
-                                            self.settings)
+            self._searcher = HybridSearcher(self.store, self.embeddings, self.settings)
         return self._searcher
 
     def retriever(self) -> HybridRetriever:
@@ -77,8 +107,11 @@ class Assistant:
     # -- the three things users do ---------------------------------------------------------
     def ingest(self, paths: list[Path] | None = None, rebuild: bool = False,
                progress: bool = True) -> IngestReport:
-        report = ingest(paths, self.settings, self.embeddings, rebuild=rebuild, progress=progress)
-        self._searcher = None  # reopen: a rebuild replaces the collection
+        report = ingest(paths, self.settings, self.embeddings, rebuild=rebuild,
+                        progress=progress, store=None if self._own_store else self._store)
+        if self._own_store:
+            self._store = None  # reopen: a rebuild replaces the collection
+        self._searcher = None
         return report
 
     def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
@@ -88,67 +121,76 @@ class Assistant:
     def ask(self, question: str, on_token: Callable[[str], None] | None = None) -> Answer:
         """Answer ``question``; ``on_token`` receives the model's raw text as it streams."""
         s = self.settings
-        timings: dict[str, float] = {}
-        t0 = time.perf_counter()
+        clock = Stopwatch()
         q = clean_question(question, s.max_question_chars)
-        passages = self.searcher.search(q, s.k, timings=timings)
-        timings["retrieve"] = time.perf_counter() - t0
+        with clock.stage("retrieve"):
+            passages = self.searcher.search(q, s.k, timings=clock.times)
 
-        unknown = self._unknown_terms(q)
-        if is_overview(q):
-            passages = self._with_opening(passages)
-        elif not self._relevant(q, passages):
-            return self._abstain(passages, "gate: nothing relevant retrieved", unknown, timings,
-                                 t0)
-        elif s.focus_sentences > 0:
-            t_focus = time.perf_counter()
-            qvec = self.embeddings.encode([q])[0]
-            passages = [self.checker.focus(p, qvec, s.focus_sentences) for p in passages]
-            timings["focus"] = time.perf_counter() - t_focus
+        with clock.stage("gate"):
+            unknown = unknown_terms(q, self.searcher.lexical())
+            overview = is_overview(q)
+            relevant = overview or self._relevant(q, passages)
+        if not relevant:
+            return self._abstain(passages, "gate: nothing relevant retrieved", unknown, clock)
+        with clock.stage("context"):
+            whole = self.whole_corpus()
+            if whole is not None:  # small corpus: all of it, a fixed prefix the cache keeps
+                passages = whole
+            elif overview:
+                passages = self._with_opening(passages)
+            elif s.focus_sentences > 0:
+                qvec = self.embeddings.encode([q])[0]
+                passages = [focus(p, qvec, s.focus_sentences, self.checker.quotes)
+                            for p in passages]
 
-        t_prompt = time.perf_counter()
-        messages = build_messages(q, passages)
-        t1 = time.perf_counter()
-        timings["gate"] = t_prompt - t0 - timings["retrieve"] - timings.get("focus", 0.0)
-        timings["prompt"] = t1 - t_prompt
+        with clock.stage("prompt"):
+            messages = build_messages(q, passages, OVERVIEW_HINT if overview else "")
+        t_gen = time.perf_counter()
         pieces: list[str] = []
         try:
             for piece in self.llm.stream(messages, s.max_tokens):
                 if not pieces:
-                    timings["first_token"] = time.perf_counter() - t1
+                    clock.mark("first_token", t_gen)
                 pieces.append(piece)
                 if on_token:
                     on_token(piece)
         except (BackendError, ModelError) as exc:
-            return self._fallback(q, passages, exc, timings, t0)
+            return self._fallback(q, passages, exc, clock)
         output = "".join(pieces).strip()
-        timings["generate"] = time.perf_counter() - t1
+        clock.mark("generate", t_gen)
 
-        t2 = time.perf_counter()
-        if not output or normalize(NOT_FOUND) in normalize(output).replace("_", " "):
-            checked, reason = Checked(), "model: not in the documents"
-        else:
-            topic = self.searcher.lexical().common_terms(q)
-            checked, reason = self.checker.check(output, passages, question=q, topic=topic), ""
-        timings["check"] = time.perf_counter() - t2
+        with clock.stage("check"):
+            if not output or normalize(NOT_FOUND) in normalize(output).replace("_", " "):
+                checked, reason = Checked(), "model: not in the documents"
+            else:
+                topic = self.searcher.lexical().common_terms(q, self.checker.policy.topic_share)
+                checked, reason = self.checker.check(output, passages, question=q,
+                                                     topic=topic), ""
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
+        if not checked.sentences and checked.contradicted:
+            # the model's answer affirmed what its quotes do not say (often the question's
+            # false premise): show what they do say
+            _, supports = checked.contradicted[0]
+            quote = supports[0].sentence or supports[0].quote
+            text, citations = assemble(Checked(sentences=[(
+                f"The documents say otherwise: \u201c{quote.rstrip('.')}\u201d",
+                [Support(supports[0].passage, *_sentence_span(supports[0]), quote, 1.0)])]))
+            return Answer(text, False, citations, passages, dropped=dropped, raw=output,
+                          reason="checker: the answer contradicts its quote",
+                          timings=clock.result())
         if not checked.sentences:
             answer = self._abstain(passages, reason or "checker: no sentence was supported",
-                                   unknown, timings, t0)
+                                   unknown, clock)
             answer.dropped, answer.raw = dropped, output
             return answer
         text, citations = assemble(checked)
         if unknown:
             text = f"{premise_note(unknown)} {text}"
-        timings["total"] = time.perf_counter() - t0
         return Answer(text, False, citations, passages, dropped=dropped, raw=output,
-                      timings=_round(timings))
+                      timings=clock.result())
 
     def stream(self, question: str) -> Iterator[str | Answer]:
         """Yield the model's raw text as it is generated, then the checked ``Answer``."""
-        import queue
-        import threading
-
         q: queue.Queue = queue.Queue()
         result: dict[str, Answer | BaseException] = {}
 
@@ -166,6 +208,24 @@ class Assistant:
         if "error" in result:
             raise result["error"]  # type: ignore[misc]
         yield result["answer"]  # type: ignore[misc]
+
+    def whole_corpus(self) -> list[Passage] | None:
+        """Every chunk, in document order and without the chunks' overlap, when the whole
+        corpus fits ``settings.full_context_tokens``; else None. Cached per index state."""
+        budget = self.settings.full_context_tokens
+        if budget <= 0:
+            return None
+        lexical = self.searcher.lexical()
+        state = lexical.state
+        if self._whole is None or self._whole[0] != state:
+            passages = None
+            if lexical.count() <= budget // 16:  # cheap bound before reading the chunks
+                chunks = sorted(lexical.chunks(), key=lambda c: (c.source, c.start))
+                passages = without_overlap(chunks)
+                if sum(count_tokens(p.text) for p in passages) > budget:
+                    passages = None
+            self._whole = (state, passages)
+        return self._whole[1]
 
     # -- helpers ---------------------------------------------------------------------------
     def _relevant(self, question: str, passages: list[Passage]) -> bool:
@@ -188,73 +248,77 @@ class Assistant:
         lead = Passage(first.id, first.source, first.start, first.end, first.text, rank=0)
         return [lead, *passages[: self.settings.k - 1]]
 
-    def _unknown_terms(self, question: str) -> list[str]:
-        """Names and figures in the question that occur nowhere in the corpus (false-premise
-        signals such as 'Airbus' or '2015')."""
-        lexical = self.searcher.lexical()
-        out = []
-        for m in _NAME_OR_FIGURE.finditer(question):
-            term = m.group(0)
-            if _SENTENCE_START.search(question[:m.start()]):
-                # a capital that only starts a sentence is no name: 'Did Airbus' -> 'Airbus'
-                term = term.split(maxsplit=1)[1] if " " in term else ""
-            if not term or normalize(term) in STOPWORDS:
-                continue
-            if all(lexical.knows(w) for w in words(term)):
-                continue
-            if term not in out:
-                out.append(term)
-        return out
-
     def _fallback(self, question: str, passages: list[Passage], error: Exception,
-                  timings: dict[str, float], t0: float) -> Answer:
-        """No model answer: the closest sentences of the top passages, verbatim and labelled."""
-        text, citations = assemble(self.checker.best_quotes(question, passages))
-        timings["total"] = time.perf_counter() - t0
+                  clock: Stopwatch) -> Answer:
+        """No model answer: the closest sentence of each of the two best passages, verbatim
+        and labelled."""
+        qvec = self.embeddings.encode([question])[0]
+        checked = Checked()
+        for passage in passages[:2]:
+            index = self.checker.quotes(passage)
+            best = index.closest_sentence(qvec)
+            if best is None:
+                continue
+            span, similarity = best
+            quote = index.text(span)
+            checked.sentences.append((f"\u201c{quote.rstrip('.')}\u201d", [Support(
+                passage, passage.start + span.start, passage.start + span.end, quote,
+                similarity)]))
+        text, citations = assemble(checked)
         label = f"{FALLBACK_LABEL} ({error})."
         return Answer(f"{label} {text}" if citations else f"{label} {ABSTAIN}", not citations,
                       citations, passages, reason=f"backend: {error}", fallback=True,
-                      timings=_round(timings))
+                      timings=clock.result())
 
     def _abstain(self, passages: list[Passage], reason: str, unknown: list[str],
-                 timings: dict[str, float], t0: float) -> Answer:
-        timings["total"] = time.perf_counter() - t0
+                 clock: Stopwatch) -> Answer:
         text = f"{ABSTAIN[:-1]}: they don't mention {', '.join(unknown)}." if unknown else ABSTAIN
-        return Answer(text, True, [], passages, reason=reason, timings=_round(timings))
+        return Answer(text, True, [], passages, reason=reason, timings=clock.result())
 
 
-_NAME_OR_FIGURE = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9](?:\s+[A-Z][\w-]*[A-Za-z0-9])*|"
-                             r"\$?\d{3,}(?:\.\d+)?|\$?\d+\.\d+")
-_SENTENCE_START = re.compile(r"(^|[.!?:;]\s+)\W*$")
-_OVERVIEW = re.compile(r"\b(summar\w*|overview|gist|main (point|argument|idea|message|thesis)|"
-                       r"what is (the|this) (article|document|text|piece) about|tl;?dr)\b", re.I)
+def _sentence_span(support: Support) -> tuple[int, int]:
+    """Source offsets of the sentence a quote lies in."""
+    p = support.passage
+    at = p.text.find(support.sentence) if support.sentence else -1
+    if at < 0:
+        return support.start, support.end
+    return p.start + at, p.start + at + len(support.sentence)
 
 
-def is_overview(question: str) -> bool:
-    return bool(_OVERVIEW.search(question))
+def without_overlap(chunks: list[Chunk]) -> list[Passage]:
+    """Chunks of each source in order, each cut to start where the previous one ended (chunks
+    share a trailing sentence): the source text once, as exact source slices."""
+    out: list[Passage] = []
+    source, end = None, 0
+    for c in chunks:
+        start = max(c.start, end) if c.source == source else c.start
+        text = c.text[start - c.start:]
+        kept = text.lstrip()
+        start += len(text) - len(kept)
+        if kept.strip():
+            out.append(Passage(c.id, c.source, start, c.end, kept, rank=len(out) + 1))
+        end = max(c.end, end) if c.source == source else c.end
+        source = c.source
+    return out
 
 
-def premise_note(unknown: list[str]) -> str:
-    names = ", ".join(unknown)
-    return f"Note: the documents don't mention {names}."
-
-
-def clean_question(question: str, max_chars: int) -> str:
-    if not isinstance(question, str):
-        raise QuestionError("the question must be text")
-    q = "".join(ch if unicodedata.category(ch)[0] != "C" or ch in "\n\t" else " "
-                for ch in question)
-    q = re.sub(r"\s+", " ", q).strip()
-    if not q:
-        raise QuestionError("the question is empty: type a question about the documents")
-    if not re.search(r"\w", q):
-        raise QuestionError("the question has no words: type a question about the documents")
-    if len(q) > max_chars:
-        raise QuestionError(f"the question is {len(q):,} characters long; the limit is "
-                            f"{max_chars:,}: shorten it")
-    return q
-
-
-def _round(t: dict[str, float]) -> dict[str, float]:
-    return {k: round(v, 3) for k, v in t.items()}
-
+def focus(passage: Passage, question_vector: np.ndarray, n: int,
+          quotes: QuoteIndexer) -> Passage:
+    """The ``n`` consecutive sentences of ``passage`` around the one closest to the question,
+    as a passage of its own (offsets into the same source): fewer prompt tokens, the same
+    quotes, which are derived from the whole passage's in ``quotes``, not re-embedded."""
+    index = quotes(passage)
+    rows = index.sentences()
+    if n <= 0 or len(rows) <= n:
+        return passage
+    sims = [float(index.vectors[i] @ question_vector) for i in rows]
+    lo = hi = max(range(len(rows)), key=sims.__getitem__)
+    while hi - lo + 1 < n:  # grow towards the closer neighbour
+        left = sims[lo - 1] if lo > 0 else -2.0
+        right = sims[hi + 1] if hi + 1 < len(rows) else -2.0
+        if left >= right:
+            lo -= 1
+        else:
+            hi += 1
+    window = index.window(index.spans[rows[lo]].start, index.spans[rows[hi]].end)
+    return quotes.remember(window).passage

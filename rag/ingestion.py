@@ -16,7 +16,7 @@ from .embeddings import LocalEmbeddings, default_embeddings
 from .lexical import LexicalIndex
 from .loaders import LoadError, discover, load_text, relative_source
 from .settings import Settings
-from .store import ChunkStore
+from .store import VectorStore, make_store
 from .types import Chunk
 
 
@@ -65,8 +65,9 @@ def ingest_lock(settings: Settings, wait: bool = False) -> Iterator[None]:
 
 def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
            embeddings: LocalEmbeddings | None = None, rebuild: bool = False,
-           progress: bool = True) -> IngestReport:
-    """Bring the index in line with ``paths`` (default: the corpus folder).
+           progress: bool = True, store: VectorStore | None = None) -> IngestReport:
+    """Bring the index in line with ``paths`` (default: the corpus folder), in ``store``
+    (default: ``make_store(settings)``, created if needed).
 
     Files under an ingested folder that are gone are removed from the index; unchanged files
     cost one hash each; changed files have only their new chunks embedded.
@@ -77,9 +78,10 @@ def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
     t0 = time.perf_counter()
     report = IngestReport()
     with ingest_lock(settings):
-        if rebuild:
-            ChunkStore.drop(settings)
-        store = ChunkStore(settings, create=True)
+        if store is None:
+            store = make_store(settings, create=True, reset=rebuild)
+        elif rebuild:
+            store.clear()
         found, skipped = discover(paths, settings.max_file_bytes)
         report.skipped = [(str(p), why) for p, why in skipped]
         stored = store.files()

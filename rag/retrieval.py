@@ -16,7 +16,7 @@ from .embeddings import LocalEmbeddings
 from .ingestion import IngestBusy, ingest_lock
 from .lexical import LexicalIndex
 from .settings import Settings
-from .store import ChunkStore
+from .store import VectorStore
 from .types import Chunk, Passage
 
 
@@ -32,7 +32,8 @@ def rrf(rankings: list[list[str]], weights: list[float], k: int = 60) -> dict[st
 class HybridSearcher:
     """Holds the store, the embedder and the on-disk lexical index that mirrors the store."""
 
-    def __init__(self, store: ChunkStore, embeddings: LocalEmbeddings, settings: Settings) -> None:
+    def __init__(self, store: VectorStore, embeddings: LocalEmbeddings,
+                 settings: Settings) -> None:
         self.store = store
         self.embeddings = embeddings
         self.settings = settings

@@ -30,6 +30,11 @@ class Settings:
     k: int = 4  # passages given to the model
     focus_sentences: int = 0  # if > 0, only this many sentences of each passage, around the
     # one closest to the question, go into the prompt (overview questions get whole chunks)
+    # whole-corpus context: a corpus of at most this many tokens (without chunk overlap) goes
+    # into every prompt whole, in document order, as a fixed prefix whose KV cache llama.cpp
+    # reuses: the model sees every passage and each question costs only its own tokens.
+    # 0 turns it off; larger corpora always use the retrieved passages.
+    full_context_tokens: int = 1500
     k_dense: int = 10
     k_lexical: int = 10
     rrf_k: int = 60
@@ -40,12 +45,15 @@ class Settings:
     min_relevance: float = 0.25  # best query/sentence cosine below this: abstain without the LLM
     min_support: float = 0.45  # claim/quote score needed to keep a sentence
     max_question_chars: int = 2000
+    # ask the LLM (in its own worker) whether each kept sentence's quote says what it says;
+    # an answer whose every sentence fails becomes "the documents say otherwise: <quote>"
+    entailment: bool = False
 
     # generation
     backend: str = "llama"  # "llama" (embedded GGUF) or "openai" (any OpenAI-compatible server)
     model_size: str = "1.5b"  # "1.5b" or "0.5b"
     n_threads: int = 2
-    n_ctx: int = 2048
+    n_ctx: int = 4096
     max_tokens: int = 160
     temperature: float = 0.0
     openai_base_url: str = "http://127.0.0.1:8080/v1"

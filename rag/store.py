@@ -1,4 +1,9 @@
-"""The Chroma collection that holds chunks, their embeddings and where they came from."""
+"""The vector store: what the pipeline needs of one (``VectorStore``), the Chroma collection that
+provides it (``ChunkStore``), and ``make_store`` to open one from the settings.
+
+To use another vector database, write a class with the ``VectorStore`` methods and add a branch
+to ``make_store``; nothing outside this module touches Chroma objects.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
 
 import numpy as np
@@ -13,6 +19,10 @@ import numpy as np
 from .embeddings import DIMENSION, MODEL_NAME
 from .settings import Settings
 from .types import Chunk, Passage
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.vectorstores import VectorStore as LangChainVectorStore
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
@@ -38,20 +48,69 @@ class StoredFile:
         return len(self.ids) == self.n_chunks
 
 
+class VectorStore(Protocol):
+    """What the pipeline needs of a store of embedded chunks. Chunks are embedded outside it;
+    each stored chunk keeps its file's root, hash and chunk count (``StoredFile``), so ingestion
+    can tell unchanged, changed, half-written and deleted files apart."""
+
+    @property
+    def state(self) -> tuple[str, int]:
+        """(store identity, generation): the on-disk lexical index mirrors exactly this."""
+        ...
+
+    @property
+    def lexical_path(self) -> Path:
+        """Where the lexical (BM25) mirror of this store lives."""
+        ...
+
+    def count(self) -> int: ...
+
+    def files(self) -> dict[tuple[str, str], StoredFile]: ...
+
+    def all_chunks(self) -> list[Chunk]: ...
+
+    def query(self, vector: np.ndarray, k: int) -> list[Passage]:
+        """The ``k`` nearest chunks with ``dense_score`` (cosine) set."""
+        ...
+
+    def embeddings_of(self, ids: list[str]) -> dict[str, np.ndarray]: ...
+
+    def add(self, chunks: list[Chunk], vectors: np.ndarray, root: str, sha: str,
+            n_chunks: int) -> None: ...
+
+    def relabel(self, chunks: list[Chunk], root: str, sha: str, n_chunks: int) -> None: ...
+
+    def delete(self, ids: Iterable[str]) -> None: ...
+
+    def bump_generation(self) -> None: ...
+
+    def clear(self) -> None:
+        """Remove everything (``rag ingest --rebuild``)."""
+        ...
+
+    def as_langchain(self, embeddings: Embeddings) -> LangChainVectorStore:
+        """The same chunks as a LangChain ``VectorStore`` (for chains built with LangChain)."""
+        ...
+
+
+def make_store(settings: Settings, create: bool = False, reset: bool = False) -> VectorStore:
+    """Open the store the settings name. ``create``: make it if it does not exist; ``reset``:
+    empty it first (whatever it holds, even an index of another embedding model)."""
+    return ChunkStore(settings, create=create or reset, reset=reset)
+
+
 class ChunkStore:
     """Chunks in a Chroma collection, embedded outside Chroma (Chroma never embeds anything)."""
 
-    def __init__(self, settings: Settings, create: bool = False) -> None:
+    def __init__(self, settings: Settings, create: bool = False, reset: bool = False) -> None:
         self.settings = settings
         self.client = _client(settings, create)
         name = settings.collection
         try:
+            if reset:
+                self._delete()
             if create:
-                self.collection = self.client.get_or_create_collection(
-                    name, embedding_function=None,
-                    metadata={"embedding_model": MODEL_NAME, "dimension": DIMENSION,
-                              "schema": SCHEMA_VERSION, "generation": 0},
-                    configuration={"hnsw": {"space": "cosine"}})
+                self.collection = self._create()
             else:
                 self.collection = self.client.get_collection(name, embedding_function=None)
         except StoreError:
@@ -75,14 +134,29 @@ class ChunkStore:
             raise StoreError(f"the index has schema {meta.get('schema')}, this version needs "
                              f"{SCHEMA_VERSION}: rebuild it with `rag ingest --rebuild`")
 
-    @classmethod
-    def drop(cls, settings: Settings) -> None:
-        """Delete the collection (for ``--rebuild``)."""
-        client = _client(settings, create=True)
+    def _create(self):  # noqa: ANN202 - chromadb Collection
+        return self.client.get_or_create_collection(
+            self.settings.collection, embedding_function=None,
+            metadata={"embedding_model": MODEL_NAME, "dimension": DIMENSION,
+                      "schema": SCHEMA_VERSION, "generation": 0},
+            configuration={"hnsw": {"space": "cosine"}})
+
+    def clear(self) -> None:
+        """Delete the collection and start an empty one (for ``--rebuild``)."""
+        self._delete()
+        self.collection = self._create()
+
+    def _delete(self) -> None:
         try:
-            client.delete_collection(settings.collection)
+            self.client.delete_collection(self.settings.collection)
         except Exception:  # noqa: BLE001 - absent already
             pass
+
+    def as_langchain(self, embeddings: Embeddings) -> LangChainVectorStore:
+        from langchain_chroma import Chroma
+
+        return Chroma(client=self.client, collection_name=self.settings.collection,
+                      embedding_function=embeddings)
 
     # -- reading ---------------------------------------------------------------------------
     @property

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.servers import free_port, running_server
 from rag import Settings
 from rag.embeddings import LocalEmbeddings, default_embeddings
+from tests.support import free_port, running_server
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpus"
 PROJECT = Path(__file__).resolve().parent.parent

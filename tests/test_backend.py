@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks.servers import free_port
 from rag import Assistant, BackendError
 from rag.assistant import FALLBACK_LABEL
 from rag.generation import (
@@ -27,6 +26,7 @@ from rag.generation import (
 from rag.ingestion import ingest
 from rag.loaders import load_text
 from rag.models import MODELS, GGUFModel, ModelError, model_file
+from tests.support import free_port
 
 from .conftest import PROJECT
 

@@ -20,7 +20,7 @@ import pytest
 from rag import Assistant, IngestBusy, Settings
 from rag.ingestion import ingest
 from rag.lexical import LexicalIndex
-from rag.store import ChunkStore
+from rag.store import make_store
 
 from .conftest import ARTICLE, PROJECT
 
@@ -40,10 +40,10 @@ def _big_corpus(dest: Path) -> Path:
 
 def _snapshot(settings: Settings) -> dict:
     """Everything that must equal a fresh build's, as comparable values."""
-    store = ChunkStore(settings)
-    got = store.collection.get(include=["metadatas"])
-    rows = sorted((cid, m["source"], m["start"], m["end"], m["file_sha"], m["n_chunks"])
-                  for cid, m in zip(got["ids"], got["metadatas"], strict=True))
+    store = make_store(settings)
+    file_of = {cid: f for f in store.files().values() for cid in f.ids}
+    rows = sorted((c.id, c.source, c.start, c.end, file_of[c.id].sha, file_of[c.id].n_chunks)
+                  for c in store.all_chunks())
     lexical = LexicalIndex(store.lexical_path)
     return {"rows": rows, "count": store.count(), "unique": len({r[0] for r in rows}),
             "lexical": sorted((c.id, c.source, c.start, c.end) for c in lexical.chunks()),
@@ -100,7 +100,7 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_fresh_build(big, tmp_path, embedd
             time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
-    stored = ChunkStore(settings, create=True).count()  # opens after the kill: not corrupt
+    stored = make_store(settings, create=True).count()  # opens after the kill: not corrupt
     print(f"killed ({when} {share:.0%}): {stored} of {fresh['count']} chunks stored")
     assert proc.returncode == -signal.SIGKILL  # it was killed, not finished
     if when == "written":

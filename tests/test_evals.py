@@ -1,12 +1,16 @@
 """The fixed Q&A set, the judge labels and the harness's pure parts."""
 
 import json
+import re
 from collections import Counter
 
 import pytest
 
-from evals.harness import CATEGORIES, KEYS, check_thresholds, load_qa, stratified
+from evals.claims import split_answer
+from evals.harness import check_thresholds
+from evals.judge import missing, polarity_differs
 from evals.metrics import balanced_accuracy, correct, norm
+from evals.qa import CATEGORIES, KEYS, QAItem, load_qa, stratified
 
 from .conftest import ARTICLE, PROJECT
 
@@ -16,14 +20,17 @@ LABELS = PROJECT / "evals" / "judge_labels.jsonl"
 
 def test_qa_set_is_valid_and_covers_every_category():
     items = load_qa(QA, ARTICLE.read_text())
-    counts = Counter(it["category"] for it in items)
+    counts = Counter(it.category for it in items)
     assert len(items) >= 60
     assert set(counts) == set(CATEGORIES)
     assert counts["unanswerable"] >= 10 and counts["false_premise"] >= 5
+    assert {it.split for it in items} == {"dev", "test"}
+    for line in QA.read_text().splitlines():
+        assert list(json.loads(line)) == list(KEYS)
     for it in items:
-        assert list(it) == list(KEYS)
-        assert 1 <= len(it["must_include"]) <= 4 if it["answerable"] else not it["must_include"]
-        assert all(s in ARTICLE.read_text() for s in it["support"])
+        assert isinstance(it, QAItem)
+        assert 1 <= len(it.must_include) <= 4 if it.answerable else not it.must_include
+        assert all(s in ARTICLE.read_text() for s in it.support)
 
 
 def test_judge_labels_have_hard_negatives_of_every_kind():
@@ -64,7 +71,8 @@ def test_stratified_subset_keeps_every_category():
     items = load_qa(QA)
     subset = stratified(items, 18)
     assert len(subset) == 18
-    assert {it["category"] for it in subset} == set(CATEGORIES)
+    assert {it.category for it in subset} == set(CATEGORIES)
+    assert [it.id for it in subset] == [it.id for it in items if it in subset]  # file order
 
 
 def test_thresholds_report_each_failure(tmp_path):
@@ -76,3 +84,86 @@ def test_thresholds_report_each_failure(tmp_path):
     failures = check_thresholds(summary, t)
     assert len(failures) == 2
     assert any("correctness" in f for f in failures)
+
+
+def test_split_answer_assigns_markers_to_their_sentences():
+    got = split_answer("The deal is worth $3.2 billion [1]. It covers aircraft [1][2]. "
+                       "The U.S. runs a program.[3] Washington [2, 4] acted.")
+    assert [(c.text, c.cited) for c in got] == [
+        ("The deal is worth $3.2 billion.", (1,)), ("It covers aircraft.", (1, 2)),
+        ("The U.S. runs a program.", (3,)), ("Washington acted.", (2, 4))]
+    assert split_answer("No markers here.")[0].cited == ()
+    assert split_answer("") == []
+
+
+def test_judge_facts_and_polarity_need_no_model():
+    passage = ("Over the past six months, Washington has dramatically intensified its "
+               "engagement, driven by concerns over China’s growing influence.")
+    assert missing("Washington intensified its engagement over six months.", passage) == []
+    assert missing("Washington intensified its engagement over 6 years.", passage) == ["6 year"]
+    assert missing("Russia's growing influence is a concern.", passage) == ["russia"]
+    assert missing("Chinese influence is growing.", passage) == []  # another ending
+    assert missing("The United States intensified its engagement.",
+                   "The U.S. has intensified its engagement.") == []
+    cannot = "While the U.S. can offer training, it cannot alter Tajikistan’s calculus."
+    assert polarity_differs("The U.S. can alter Tajikistan's calculus.", cannot)
+    assert not polarity_differs("The U.S. can offer training.", cannot)
+    assert not polarity_differs("The U.S. cannot alter Tajikistan's calculus.", cannot)
+    assert not polarity_differs("The deal is about more than the fleet.",
+                                "The deal is not simply about the fleet.")
+
+
+def test_evals_share_no_code_with_the_checker():
+    banned = re.compile(r"^\s*(from|import)\s+(rag\.verify|rag\.grounding|rag\.store|chromadb|"
+                        r"langchain_chroma)\b", re.M)
+    for path in (PROJECT / "evals").glob("*.py"):
+        found = banned.search(path.read_text())
+        assert not found, f"{path.name}: {found.group(0).strip()}"
+
+
+def test_cli_parses_the_eval_options():
+    from evals.__main__ import parser
+
+    args = parser().parse_args(["--qa", "q.jsonl", "--limit", "5", "--split", "dev",
+                                "--no-baseline", "--model-size", "0.5b", "--backend", "llama"])
+    assert (str(args.qa), args.limit, args.split, args.no_baseline, args.model_size,
+            args.backend, args.config, args.thresholds) == (
+        "q.jsonl", 5, "dev", True, "0.5b", "llama", None, None)
+
+
+def test_scoring_aggregation_and_report_on_a_made_up_run(tmp_path):
+    from evals.harness import aggregate, score_item
+    from evals.judge import Verdict
+    from evals.report import write_report
+    from evals.runs import Hit, Retrieval, Run
+
+    items = stratified(load_qa(QA), 4)
+    quote = "The $3.2 billion deal with Boeing"
+    source = {"a.txt": f"x {quote} y"}
+    cite = {"n": 1, "source": "a.txt", "chunk_id": "c1", "start": 2, "end": 2 + len(quote),
+            "quote": quote}
+    runs = [Run("The deal is worth $3.2 billion [1]. It is with Boeing [1].", False, [cite],
+                {"c1": quote}, {1: quote}, seconds=1.0, first_token=0.5)
+            if it.answerable else Run("The documents don't say.", True, [], {}, {}, seconds=0.5)
+            for it in items]
+    retrievals = [Retrieval((Hit("c1", 0.9, 0.8, 1.0),), 1 if it.answerable else None)
+                  for it in items]
+    judged = []
+
+    def judge(claim: str, passage: str) -> Verdict:
+        judged.append(claim)
+        return Verdict("Boeing" in claim, 1.0, "")
+
+    scores = [score_item(it, run, judge, source) for it, run in zip(items, runs, strict=True)]
+    answered = next(s for s, it in zip(scores, items, strict=True) if it.answerable)
+    assert answered["citation_valid"] == [True]
+    assert answered["sentences_supported"] == [False, True]
+    assert "The deal is worth $3.2 billion." in judged
+    summary = aggregate(items, retrievals, scores, runs)
+    assert summary["overall"]["n"] == 4 and summary["overall"]["recall@1"] == 1.0
+    report = tmp_path / "report.html"
+    write_report(report, {"systems": {"project": summary}, "judge": {
+        "name": "stub", "balanced_accuracy": 1.0, "n": 0, "wrong": []}, "items": 4,
+        "items_in_file": 4, "qa": "qa.jsonl", "settings": {}, "seconds": 1.0,
+        "subset": False}, items, retrievals, {"project": runs}, {"project": scores})
+    assert "Eval report" in report.read_text()

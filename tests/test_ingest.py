@@ -7,10 +7,11 @@ import sys
 
 import pytest
 
+import rag.store
 from rag import IngestBusy, Settings, StoreError
 from rag.ingestion import ingest, ingest_lock
 from rag.loaders import load_text
-from rag.store import ChunkStore
+from rag.store import make_store
 
 from .conftest import PROJECT
 
@@ -19,7 +20,7 @@ def test_first_ingest_embeds_every_chunk_and_offsets_match_the_source(settings, 
     report = ingest(settings=settings, embeddings=embeddings, progress=False)
     assert (report.added, report.updated, report.removed, report.unchanged) == (2, 0, 0, 0)
     assert report.embedded == report.chunks > 0
-    for chunk in ChunkStore(settings).all_chunks():
+    for chunk in make_store(settings).all_chunks():
         text = load_text(settings.corpus_dir / chunk.source)
         assert text[chunk.start:chunk.end] == chunk.text
 
@@ -34,12 +35,12 @@ def test_reingesting_an_unchanged_corpus_embeds_nothing(settings, embeddings):
 
 def test_a_changed_file_only_embeds_its_new_chunks(settings, embeddings):
     ingest(settings=settings, embeddings=embeddings, progress=False)
-    before = {c.id for c in ChunkStore(settings).all_chunks()}
+    before = {c.id for c in make_store(settings).all_chunks()}
     ferry = settings.corpus_dir / "ferry.txt"
     ferry.write_text(ferry.read_text() + "\n\nA museum about the ferry opened in 1999.\n")
     report = ingest(settings=settings, embeddings=embeddings, progress=False)
     assert (report.added, report.updated, report.unchanged) == (0, 1, 1)
-    after = ChunkStore(settings).all_chunks()
+    after = make_store(settings).all_chunks()
     new = {c.id for c in after} - before
     assert report.embedded == len(new) >= 1
     assert any("museum" in c.text for c in after)
@@ -51,7 +52,7 @@ def test_a_deleted_file_loses_its_chunks(settings, embeddings):
     (settings.corpus_dir / "ferry.txt").unlink()
     report = ingest(settings=settings, embeddings=embeddings, progress=False)
     assert report.removed == 1
-    assert {c.source for c in ChunkStore(settings).all_chunks()} == {"harbor-bridge.md"}
+    assert {c.source for c in make_store(settings).all_chunks()} == {"harbor-bridge.md"}
 
 
 def test_bad_files_are_skipped_with_a_reason_and_the_rest_is_ingested(settings, embeddings):
@@ -77,7 +78,7 @@ def test_symlink_leaving_the_corpus_is_skipped(settings, embeddings, tmp_path):
     (settings.corpus_dir / "link.txt").symlink_to(outside)
     report = ingest(settings=settings, embeddings=embeddings, progress=False)
     assert any("outside" in why for _, why in report.skipped)
-    assert all(c.source != "link.txt" for c in ChunkStore(settings).all_chunks())
+    assert all(c.source != "link.txt" for c in make_store(settings).all_chunks())
 
 
 def test_html_is_ingested_as_text_without_markup(settings, embeddings):
@@ -85,23 +86,23 @@ def test_html_is_ingested_as_text_without_markup(settings, embeddings):
         "<html><head><script>alert(1)</script></head><body><p>The pier is 300 m long.</p>"
         "</body></html>")
     ingest(settings=settings, embeddings=embeddings, progress=False)
-    texts = [c.text for c in ChunkStore(settings).all_chunks() if c.source == "page.html"]
+    texts = [c.text for c in make_store(settings).all_chunks() if c.source == "page.html"]
     assert texts == ["The pier is 300 m long."]
 
 
 def test_a_missing_index_names_the_fix(tmp_path):
     with pytest.raises(StoreError, match="rag ingest"):
-        ChunkStore(Settings.load(store_dir=tmp_path / "nothing"))
+        make_store(Settings.load(store_dir=tmp_path / "nothing"))
 
 
-def test_an_index_from_another_embedding_model_is_refused(settings, embeddings):
-    ingest(settings=settings, embeddings=embeddings, progress=False)
-    store = ChunkStore(settings)
-    store.collection.modify(metadata={**store.collection.metadata, "embedding_model": "other"})
+def test_an_index_from_another_embedding_model_is_refused(settings, embeddings, monkeypatch):
+    with monkeypatch.context() as m:  # an index written by a version with another model
+        m.setattr(rag.store, "MODEL_NAME", "other")
+        ingest(settings=settings, embeddings=embeddings, progress=False)
     with pytest.raises(StoreError, match="--rebuild"):
-        ChunkStore(settings)
+        make_store(settings)
     report = ingest(settings=settings, embeddings=embeddings, rebuild=True, progress=False)
-    assert report.added == 2 and ChunkStore(settings).count() == report.chunks
+    assert report.added == 2 and make_store(settings).count() == report.chunks
 
 
 def test_a_corrupt_index_file_names_the_fix(settings, embeddings):
@@ -110,7 +111,7 @@ def test_a_corrupt_index_file_names_the_fix(settings, embeddings):
     with sqlite3.connect(db) as con:
         con.execute("DROP TABLE collections")
     with pytest.raises(StoreError, match="rebuild"):
-        ChunkStore(settings)
+        make_store(settings)
 
 
 def test_a_second_concurrent_ingest_is_refused_clearly(settings):
@@ -146,7 +147,7 @@ def test_dot_dot_paths_and_symlinked_folders_stay_inside_the_corpus(settings, em
     (settings.corpus_dir / "linked").symlink_to(outside, target_is_directory=True)
     detour = settings.corpus_dir / ".." / settings.corpus_dir.name
     report = ingest([detour], settings=settings, embeddings=embeddings, progress=False)
-    sources = {c.source for c in ChunkStore(settings).all_chunks()}
+    sources = {c.source for c in make_store(settings).all_chunks()}
     assert sources == {"ferry.txt", "harbor-bridge.md"}
     assert not any(".." in s for s in sources)
     assert any("outside" in why for _, why in report.skipped)

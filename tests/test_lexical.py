@@ -3,7 +3,7 @@
 from rag.ingestion import ingest
 from rag.lexical import LexicalIndex
 from rag.retrieval import HybridSearcher
-from rag.store import ChunkStore
+from rag.store import make_store
 
 
 def _ids(index: LexicalIndex) -> set[str]:
@@ -12,7 +12,7 @@ def _ids(index: LexicalIndex) -> set[str]:
 
 def test_ingest_writes_the_lexical_index_in_step_with_the_store(settings, embeddings):
     ingest(settings=settings, embeddings=embeddings, progress=False)
-    store = ChunkStore(settings)
+    store = make_store(settings)
     index = LexicalIndex(store.lexical_path)
     assert index.state == store.state
     assert _ids(index) == {c.id for c in store.all_chunks()}
@@ -26,7 +26,7 @@ def test_a_changed_file_updates_the_index_in_place(settings, embeddings):
     ferry = settings.corpus_dir / "ferry.txt"
     ferry.write_text(ferry.read_text() + "\n\nA museum about the ferry opened in 1999.\n")
     ingest(settings=settings, embeddings=embeddings, progress=False)
-    store = ChunkStore(settings)
+    store = make_store(settings)
     index = LexicalIndex(store.lexical_path)
     assert index.state == store.state
     assert _ids(index) == {c.id for c in store.all_chunks()}
@@ -43,7 +43,7 @@ def test_a_changed_file_updates_the_index_in_place(settings, embeddings):
 
 def test_an_index_out_of_step_is_rebuilt_from_the_store_on_first_use(settings, embeddings):
     ingest(settings=settings, embeddings=embeddings, progress=False)
-    store = ChunkStore(settings)
+    store = make_store(settings)
     stale = LexicalIndex(store.lexical_path)
     stale.rebuild([], ("some-other-collection", 7))  # as if an ingest died half-way
     searcher = HybridSearcher(store, embeddings, settings)
@@ -55,7 +55,7 @@ def test_an_index_out_of_step_is_rebuilt_from_the_store_on_first_use(settings, e
 
 def test_vocabulary_questions_answer_from_disk(settings, embeddings):
     ingest(settings=settings, embeddings=embeddings, progress=False)
-    index = LexicalIndex(ChunkStore(settings).lexical_path)
+    index = LexicalIndex(make_store(settings).lexical_path)
     assert index.doc_freq("engineer") >= 1
     assert index.knows("engineers")  # another ending of a corpus word
     assert not index.knows("airbus")

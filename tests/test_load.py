@@ -3,8 +3,8 @@
 
 import pytest
 
-from benchmarks.load import print_table, run_load
-from benchmarks.servers import running_app
+from tests.load_support import print_table, run_load
+from tests.support import running_app
 
 pytestmark = pytest.mark.load
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 
-import chromadb
 import pytest
 
-from benchmarks.servers import free_port, running_server
 from rag import Assistant, Settings, StoreError
 from rag.ingestion import ingest
 from rag.models import model_file
-from rag.store import ChunkStore
+from rag.store import make_store
+from tests.support import free_port, running_server
 
 from .conftest import OUTPUT
 
@@ -31,9 +30,7 @@ def test_ingest_and_answer_through_a_chroma_server(server_settings, settings, em
     assert first.embedded == first.chunks > 0
     assert again.embedded == 0 and again.unchanged == 2
 
-    host, port = server_settings.chroma_url.rsplit(":", 1)
-    remote = chromadb.HttpClient(host="127.0.0.1", port=int(port))
-    assert remote.get_collection(server_settings.collection).count() == first.chunks
+    assert make_store(server_settings).count() == first.chunks  # a fresh client of the server
 
     # the embedded store gives the same ranking: only the client differs
     ingest(settings=settings, embeddings=embeddings, progress=False)
@@ -54,7 +51,7 @@ def test_a_file_removed_from_the_corpus_leaves_the_server_collection(server_sett
     (server_settings.corpus_dir / "ferry.txt").unlink()
     report = ingest(settings=server_settings, embeddings=embeddings, progress=False)
     assert report.removed == 1
-    sources = {c.source for c in ChunkStore(server_settings).all_chunks()}
+    sources = {c.source for c in make_store(server_settings).all_chunks()}
     assert sources == {"harbor-bridge.md"}
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.servers import running_app
 from rag.types import Answer, Citation, Passage
 from rag.ui import answer_html, contextualize, sources_html
+from tests.support import running_app
 
 from .conftest import OUTPUT
 

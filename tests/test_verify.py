@@ -6,8 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rag.assistant import focus
+from rag.grounding import (
+    Checker,
+    SupportPolicy,
+    assemble,
+    facts,
+    missing_facts,
+    parse_claims,
+)
 from rag.types import Passage
-from rag.verify import Checker, assemble, facts, missing_facts, parse_claims
 
 BRIDGE = ("The Kestrel Harbor Bridge opened to traffic in 1932 after eight years of "
           "construction. Its chief engineer was Margit Oduya, who had previously designed two "
@@ -24,7 +32,7 @@ def passages():
 
 @pytest.fixture(scope="module")
 def checker(embeddings):
-    return Checker(embeddings, min_support=0.45)
+    return Checker(embeddings, SupportPolicy(min_support=0.45))
 
 
 def test_parse_claims_reads_every_marker_style():
@@ -176,10 +184,10 @@ def test_focus_keeps_the_sentences_closest_to_the_question_as_a_source_slice(che
     long_text = BRIDGE + " " + COST
     whole = Passage("c9", "bridge.md", 0, len(long_text), long_text)
     q = embeddings.encode(["How much did the bridge cost?"])[0]
-    focused = checker.focus(whole, q, 2)
+    focused = focus(whole, q, 2, checker.quotes)
     assert "6.25 million pounds" in focused.text and "Margit" not in focused.text
     assert long_text[focused.start:focused.end] == focused.text
-    assert checker.focus(whole, q, 0) is whole  # 0: whole chunks
+    assert focus(whole, q, 0, checker.quotes) is whole  # 0: whole chunks
     checked = checker.check("It cost 6.25 million pounds [1].", [focused])
     _, citations = assemble(checked)
     assert long_text[citations[0].start:citations[0].end] == citations[0].quote

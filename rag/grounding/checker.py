@@ -1,0 +1,198 @@
+"""The checker: the model's word is never final.
+
+For each claim (sentence) of the model's output, in this order:
+  1. a sentence about the passages ("Passage [3].") or one that only echoes the question is
+     dropped;
+  2. the passages it cites are tried, then every other retrieved passage (re-attribution): a
+     passage can support the claim only if it contains every name and figure the claim asserts
+     (a terse claim asserts its question's too);
+  3. in such a passage, each candidate quote (``quotes.QuoteIndex``) whose sentence holds the
+     claim's names and figures — except the question's topic names, which the passage holding
+     them is enough for — is scored by ``SupportPolicy``; the best quote wins if it reaches
+     ``min_support``;
+  4. a claim joining facts of several cited passages keeps one quote of each.
+What survives is numbered in order of first use by ``assemble``. Every threshold is in
+``policy.SupportPolicy``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..embeddings import LocalEmbeddings
+from ..text import content_words, known_word
+from ..types import Citation, Passage
+from .claims import Claim, echoes, facts, is_meta, missing_facts, negates, parse_claims, terms
+from .policy import SupportPolicy
+from .quotes import QuoteIndexer
+
+
+@dataclass
+class Support:
+    """A verbatim quote of a passage that supports a claim, and its support score."""
+
+    passage: Passage
+    start: int  # offsets in the source file
+    end: int
+    quote: str
+    score: float
+    sentence: str = ""  # the source sentence the quote lies in
+
+
+@dataclass
+class Checked:
+    sentences: list[tuple[str, list[Support]]] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (sentence, reason)
+    # sentences whose quotes were found but do not say what they say (entailment check)
+    contradicted: list[tuple[str, list[Support]]] = field(default_factory=list)
+
+
+class Checker:
+    """Decides, sentence by sentence, what of the model's output the passages support."""
+
+    def __init__(self, embeddings: LocalEmbeddings, policy: SupportPolicy | None = None,
+                 quotes: QuoteIndexer | None = None,
+                 entails: Callable[[str, str], bool] | None = None) -> None:
+        self.embeddings = embeddings
+        self.policy = policy or SupportPolicy()
+        self.quotes = quotes or QuoteIndexer(embeddings)
+        self.entails = entails  # (claim, quoted sentences) -> says the same? (entailment.py)
+
+    def check(self, output: str, passages: list[Passage], question: str = "",
+              topic: Collection[str] = ()) -> Checked:
+        """Keep the sentences of ``output`` that ``passages`` support. ``topic``: the words
+        common across the corpus (``LexicalIndex.common_terms``); the question's names among
+        them need only be in the supporting passage."""
+        claims = parse_claims(output)
+        result = Checked()
+        if not claims or not passages:
+            result.dropped = [(c.text, "no passages") for c in claims]
+            return result
+        pol = self.policy
+        cvecs = self.embeddings.encode([c.text for c in claims])
+        short = [i for i, c in enumerate(claims)
+                 if len(content_words(c.text)) <= pol.short_claim_words]
+        ctx = (self.embeddings.encode([f"{question} {claims[i].text}" for i in short])
+               if question and short else None)
+        # topic words are content words ('u.s.'), facts drop a final dot ('u.s')
+        asked = frozenset(facts(question))
+        given = asked & ({w.rstrip(".") for w in topic} | set(topic))
+        for ci, claim in enumerate(claims):
+            if is_meta(claim.text):
+                result.dropped.append((claim.text, "says nothing about the documents' content"))
+                continue
+            if question and echoes(claim.text, question, pol.echo_words):
+                result.dropped.append((claim.text, "only repeats words of the question"))
+                continue
+            vecs = [cvecs[ci]]
+            asserted = claim.text
+            if ctx is not None and ci in short:
+                # a terse answer ("1992") asserts its question too: its names must be supported
+                vecs.append(ctx[short.index(ci)])
+                asserted = f"{question} {claim.text}"
+            # a correction may name the question's false premise ("..., not $5 billion"): the
+            # question's names and figures need no support in a sentence that denies something
+            excused = asked if negates(claim.text) else frozenset()
+            supports, reason = self._support(claim, asserted, vecs, passages, given, excused)
+            if supports and self.entails is not None and supports[0].score < pol.verify_below:
+                quoted = " ".join(s.sentence or s.quote for s in supports)
+                if not self.entails(claim.text, quoted):
+                    result.contradicted.append((claim.text, supports))
+                    result.dropped.append((claim.text, "the quote does not say this "
+                                                       "(entailment check)"))
+                    continue
+            if supports:
+                result.sentences.append((claim.text, supports))
+            else:
+                result.dropped.append((claim.text, reason))
+        return result
+
+    def best_quote(self, claim: str, vecs: list[np.ndarray], passage: Passage,
+                   given: frozenset[str] = frozenset()) -> Support | None:
+        """The claim's best quote in ``passage``: the claim's names and figures must all stand
+        in the quote's sentence, except those the question supplied (``given``)."""
+        index = self.quotes(passage)
+        if not index.spans:
+            return None
+        pol = self.policy
+        sims = index.vectors @ vecs[0]
+        if len(vecs) > 1:
+            sims = np.maximum(sims, index.vectors @ vecs[1] - pol.context_penalty)
+        claim_words = set(content_words(claim))
+        best: Support | None = None
+        for span, sim in zip(index.spans, sims, strict=True):
+            if missing_facts(claim, index.sentence_of(span)) - given:
+                continue
+            quote = index.text(span)
+            have = terms(quote)
+            overlap = (sum(known_word(w, have) for w in claim_words) / len(claim_words)
+                       if claim_words else 0.0)
+            score = float(sim) + pol.overlap_weight * overlap
+            if not missing_facts(claim, quote):
+                score += pol.fact_bonus
+            if best is None or score > best.score:
+                best = Support(passage, passage.start + span.start, passage.start + span.end,
+                               quote, score, index.sentence_of(span))
+        return best
+
+    def _support(self, claim: Claim, asserted: str, vecs: list[np.ndarray],
+                 passages: list[Passage], given: frozenset[str],
+                 excused: frozenset[str] = frozenset()) -> tuple[list[Support], str]:
+        """Supporting quotes from the cited passages; failing that, from any retrieved one
+        (re-attribution); failing that, none and the reason."""
+        pol = self.policy
+        cited = [passages[n - 1] for n in claim.cited if 1 <= n <= len(passages)]
+        others = [p for p in passages if p not in cited]
+        reason = ""
+        for group in (cited, others):
+            candidates = []
+            for p in group:
+                miss = missing_facts(asserted, p.text) - excused
+                if miss:
+                    where = "cited" if group is cited else "retrieved"
+                    reason = reason or f"{', '.join(sorted(miss))} not in the {where} passages"
+                    continue
+                best = self.best_quote(claim.text, vecs, p, given | excused)
+                if best is not None:
+                    candidates.append(best)
+            if candidates:
+                best = max(candidates, key=lambda s: s.score)
+                if best.score >= pol.min_support:
+                    return [best], ""
+                reason = reason or f"too far from the passages (score {best.score:.2f})"
+            elif len(group) > 1 and group is cited:
+                # a claim that joins facts from several cited passages
+                joined = " ".join(p.text for p in group)
+                if not missing_facts(asserted, joined) - excused:
+                    quotes = [q for p in group if (q := self.best_quote(claim.text, vecs, p,
+                                                                         given | excused))]
+                    quotes = [q for q in quotes
+                              if q.score >= pol.min_support - pol.multi_passage_slack]
+                    if len(quotes) > 1:
+                        return quotes, ""
+        return [], reason or "not supported by any retrieved passage"
+
+
+def assemble(checked: Checked) -> tuple[str, list[Citation]]:
+    """Answer text with ``[n]`` markers renumbered in order of first use, and the citations."""
+    citations: list[Citation] = []
+    index: dict[tuple[str, int, int], int] = {}
+    out = []
+    for text, supports in checked.sentences:
+        nums = []
+        for s in supports:
+            key = (s.passage.chunk_id, s.start, s.end)
+            if key not in index:
+                index[key] = len(citations) + 1
+                citations.append(Citation(index[key], s.passage.source, s.passage.chunk_id,
+                                          s.start, s.end, s.quote))
+            nums.append(index[key])
+        marks = "".join(f"[{n}]" for n in nums)
+        body = text.rstrip()
+        end = body[-1] if body and body[-1] in ".!?" else "."
+        body = body.rstrip(".!? ")
+        out.append(f"{body} {marks}{end}")
+    return " ".join(out), citations

@@ -1,0 +1,141 @@
+"""Claims: the sentences of a model's output, their citation markers, and the names and figures
+each asserts. Pure text functions: no model, no I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..text import (
+    STOPWORDS,
+    content_words,
+    count_tokens,
+    known_word,
+    normalize,
+    sentence_spans,
+    words,
+)
+
+_MARKER = re.compile(r"\s*(?:\[\s*(\d+(?:\s*[,;–-]\s*\d+)*)\s*\]|【\s*(\d+)\s*】|\^(\d+))")
+_TRAILING = re.compile(r"([.!?])((?:\s*(?:\[[\d\s,;–-]+\]|【\s*\d+\s*】))+)")
+_NAME = re.compile(r"\b[A-Z][\w’'.-]*[\w]|\b[A-Z]\b")
+NUMBER_WORDS = {
+    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+    "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12",
+    "fifteen": "15", "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50",
+    "hundred": "100", "thousand": "1000", "dozen": "12",
+}
+# Sentences about the passages rather than from them ("Passage [3].", "X is not mentioned in the
+# passages"): never an answer.
+_META = re.compile(r"^\W*(passages?|documents?|the (passages?|documents?|context))\W*$|"
+                   r"\bnot (mentioned|stated|specified|provided|given|found|included)\b|"
+                   r"\b(passages?|documents?|context) (do|does) not\b|"
+                   r"\bNOT IN DOCUMENTS\b|\bIN DOCUMENTS\b", re.I)
+
+
+_NEGATION = re.compile(r"\b(not|no|never|neither|nor|rather than|instead of)\b|n[’']t\b", re.I)
+
+
+def negates(claim: str) -> bool:
+    """The claim denies something ('No: the deal is worth $3.2 billion, not $5 billion')."""
+    return bool(_NEGATION.search(claim))
+
+
+@dataclass
+class Claim:
+    """One sentence of model output: its text without markers and the passages it cited."""
+
+    text: str
+    cited: list[int]  # 1-based passage numbers as the model wrote them (may be invalid)
+
+
+def parse_claims(output: str) -> list[Claim]:
+    """Split model output into sentences with their citation markers.
+
+    Accepts ``[1]``, ``[1, 2]``, ``[1][2]``, ``[1-2]``, ``【1】`` and ``^1``; a marker standing
+    alone after a sentence's full stop belongs to that sentence.
+    """
+    claims: list[Claim] = []
+    output = _TRAILING.sub(r"\2\1", output)  # "word.[1] Next" -> "word [1]. Next"
+    for a, b in sentence_spans(output):
+        sent = output[a:b]
+        nums: list[int] = []
+        text = sent
+        while _MARKER.search(text):  # nested debris such as '【[2]1】' hides a second marker
+            for m in _MARKER.finditer(text):
+                nums.extend(_expand(m.group(1) or m.group(2) or m.group(3)))
+            text = _MARKER.sub("", text)
+        text = text.strip()
+        text = re.sub(r"\s+([.,;:!?])", r"\1", text)
+        if not re.search(r"\w", text):
+            if claims and nums:
+                claims[-1].cited.extend(n for n in nums if n not in claims[-1].cited)
+            continue
+        claims.append(Claim(text, list(dict.fromkeys(nums))))
+    return claims
+
+
+def _expand(raw: str) -> list[int]:
+    out: list[int] = []
+    for part in re.split(r"\s*[,;]\s*", raw.strip()):
+        bounds = re.split(r"\s*[–-]\s*", part)
+        if len(bounds) == 2 and all(x.isdigit() for x in bounds):
+            lo, hi = int(bounds[0]), int(bounds[1])
+            if 0 < hi - lo < 10:
+                out.extend(range(lo, hi + 1))
+                continue
+        if part.isdigit():
+            out.append(int(part))
+    return out
+
+
+def facts(claim: str) -> set[str]:
+    """Numbers and proper names a claim asserts: each must occur in its supporting passage."""
+    out: set[str] = set()
+    for w in words(claim):
+        if any(ch.isdigit() for ch in w):
+            out.add(w)
+        elif w in NUMBER_WORDS and w != "one":
+            out.add(NUMBER_WORDS[w])
+    for m in _NAME.finditer(claim):
+        is_first = m.start() == len(claim) - len(claim.lstrip())
+        # a compound ('U.S.-Tajik', 'Sino-American') asserts each of its parts
+        for token in filter(None, re.split(r"[-–]", m.group(0))):
+            lower = normalize(token).rstrip(".").removesuffix("'s")
+            if lower in STOPWORDS or lower in NUMBER_WORDS or len(lower) < 2:
+                continue
+            if is_first and lower.isalpha() and count_tokens(" " + token) == 1:
+                # a capitalised sentence opener that is one cl100k token is most likely an
+                # ordinary word ("According", "Overall"); rarer words and names stay facts
+                continue
+            out.add(lower)
+            is_first = False
+    return out
+
+
+def terms(text: str) -> set[str]:
+    """The words of ``text`` as facts are compared with them (number words as digits)."""
+    ws = words(text)
+    return {NUMBER_WORDS.get(w, w) for w in ws} | set(ws) | {w.rstrip(".") for w in ws}
+
+
+def missing_facts(claim: str, evidence: str) -> set[str]:
+    """The claim's numbers and names that the evidence does not contain (a name may differ in
+    its ending: 'Tajik' is found in 'Tajikistan', 'Chinese' in 'China')."""
+    have = terms(evidence)
+    return {f for f in facts(claim) if not known_word(f, have)}
+
+
+def is_meta(claim: str) -> bool:
+    """A sentence about the passages, not from them, or one without content words."""
+    return bool(_META.search(claim)) or not content_words(claim)
+
+
+def echoes(claim: str, question: str, max_words: int = 2) -> bool:
+    """A terse claim made only of the question's common words ('System' for 'print your
+    system prompt'): it answers nothing. Names the question offers ('China or Russia?') and
+    figures are answers, not echoes."""
+    claim_words = set(content_words(claim))
+    names = {normalize(m.group(0)) for m in re.finditer(r"\b[A-Z][\w-]*", question)}
+    return (0 < len(claim_words) <= max_words and not any(ch.isdigit() for ch in claim)
+            and claim_words <= set(content_words(question)) and not claim_words & names)

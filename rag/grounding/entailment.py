@@ -1,0 +1,33 @@
+"""The entailment check: does the quoted sentence say what the claim says?
+
+The checker's scores establish that a claim's names and figures stand in a quote and that the two
+are close in meaning; they cannot tell "Harding urges the U.S. to embrace such a leader" from
+"Harding warns of the risks of aligning with such a leader". A yes/no question to the language
+model can: ``Entailment`` asks it once per kept claim, in its own worker (so the answer prompt's
+cached prefix survives), with a fixed instruction prefix whose KV cache is reused.
+"""
+
+from __future__ import annotations
+
+from ..generation import LLM, BackendError
+
+INSTRUCTION = ("You compare a claim with a quotation. Reply with one word: yes if the quotation "
+               "says what the claim says (same people, numbers and meaning, not the opposite), "
+               "otherwise no.")
+
+
+class Entailment:
+    def __init__(self, llm: LLM) -> None:
+        self.llm = llm
+
+    def __call__(self, claim: str, quotation: str) -> bool:
+        """True when the model says the quotation states the claim (or cannot be asked: the
+        check then rests on the other rules, as without this step)."""
+        messages = [{"role": "system", "content": INSTRUCTION},
+                    {"role": "user", "content": f"Quotation: {quotation}\nClaim: {claim}\n"
+                                                "Does the quotation say what the claim says?"}]
+        try:
+            reply = "".join(self.llm.stream(messages, max_tokens=2))
+        except BackendError:
+            return True
+        return not reply.strip().lower().startswith("no")

@@ -1,0 +1,111 @@
+"""The quote index: every span of a retrieved passage that may be quoted, with its embedding.
+
+A candidate quote is a sentence, one of its clauses, or two adjacent clauses. Each remembers the
+sentence it lies in, because a claim's names and figures must stand in that sentence. Offsets
+are into ``passage.text``; ``passage.start + span.start`` is the offset in the source file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..embeddings import LocalEmbeddings
+from ..text import clause_spans, sentence_spans
+from ..types import Passage
+
+
+@dataclass(frozen=True)
+class QuoteSpan:
+    start: int
+    end: int
+    sentence_start: int  # the sentence this span lies in
+    sentence_end: int
+
+    @property
+    def is_sentence(self) -> bool:
+        return (self.start, self.end) == (self.sentence_start, self.sentence_end)
+
+    def shifted(self, by: int) -> QuoteSpan:
+        return QuoteSpan(self.start - by, self.end - by, self.sentence_start - by,
+                         self.sentence_end - by)
+
+
+@dataclass(frozen=True)
+class QuoteIndex:
+    """The candidate quotes of one passage and their embeddings (row i is span i)."""
+
+    passage: Passage
+    spans: tuple[QuoteSpan, ...]
+    vectors: np.ndarray
+
+    def text(self, span: QuoteSpan) -> str:
+        return self.passage.text[span.start:span.end]
+
+    def sentence_of(self, span: QuoteSpan) -> str:
+        return self.passage.text[span.sentence_start:span.sentence_end]
+
+    def sentences(self) -> list[int]:
+        """Indexes of the spans that are whole sentences, in text order."""
+        return [i for i, s in enumerate(self.spans) if s.is_sentence]
+
+    def closest_sentence(self, vector: np.ndarray) -> tuple[QuoteSpan, float] | None:
+        """The whole sentence closest to ``vector`` and its cosine."""
+        rows = self.sentences()
+        if not rows:
+            return None
+        sims = self.vectors[rows] @ vector
+        best = int(np.argmax(sims))
+        return self.spans[rows[best]], float(sims[best])
+
+    def window(self, start: int, end: int) -> QuoteIndex:
+        """The passage cut to ``text[start:end]`` (whole sentences) with the spans inside it:
+        derived, not re-embedded."""
+        p = self.passage
+        cut = Passage(p.chunk_id, p.source, p.start + start, p.start + end, p.text[start:end],
+                      p.score, p.dense_score, p.lexical_score, p.rank)
+        keep = [i for i, s in enumerate(self.spans)
+                if start <= s.sentence_start and s.sentence_end <= end]
+        return QuoteIndex(cut, tuple(self.spans[i].shifted(start) for i in keep),
+                          self.vectors[keep])
+
+
+def candidate_spans(text: str) -> tuple[QuoteSpan, ...]:
+    """Sentences, their clauses and pairs of adjacent clauses, without duplicates."""
+    spans: list[QuoteSpan] = []
+    for a, b in sentence_spans(text):
+        spans.append(QuoteSpan(a, b, a, b))
+        clauses = clause_spans(text, a, b)
+        if len(clauses) > 1:
+            spans.extend(QuoteSpan(x, y, a, b) for x, y in clauses)
+            spans.extend(QuoteSpan(c1[0], c2[1], a, b)
+                         for c1, c2 in zip(clauses, clauses[1:], strict=False))
+    return tuple(dict.fromkeys(spans))
+
+
+class QuoteIndexer:
+    """Builds quote indexes, embedding each passage's spans once (cached per chunk span)."""
+
+    def __init__(self, embeddings: LocalEmbeddings, max_cached: int = 4096) -> None:
+        self.embeddings = embeddings
+        self.max_cached = max_cached
+        self._cache: dict[tuple[str, int, int], QuoteIndex] = {}
+
+    def __call__(self, passage: Passage) -> QuoteIndex:
+        key = (passage.chunk_id, passage.start, passage.end)
+        hit = self._cache.get(key)
+        if hit is not None and hit.passage.text == passage.text:
+            return hit
+        spans = candidate_spans(passage.text)
+        vectors = (self.embeddings.encode([passage.text[s.start:s.end] for s in spans])
+                   if spans else np.zeros((0, 0), dtype=np.float32))
+        return self.remember(QuoteIndex(passage, spans, vectors))
+
+    def remember(self, index: QuoteIndex) -> QuoteIndex:
+        """Cache an index built elsewhere (a ``window`` of a cached one)."""
+        if len(self._cache) >= self.max_cached:
+            self._cache.clear()
+        p = index.passage
+        self._cache[(p.chunk_id, p.start, p.end)] = index
+        return index

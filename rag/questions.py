@@ -1,0 +1,69 @@
+"""Reading the question before answering it: is it well-formed, is it an overview question, and
+which of its names and figures the corpus never mentions (a false-premise signal)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Protocol
+
+from .text import STOPWORDS, normalize, words
+
+_NAME_OR_FIGURE = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9](?:\s+[A-Z][\w-]*[A-Za-z0-9])*|"
+                             r"\$?\d{3,}(?:\.\d+)?|\$?\d+\.\d+")
+_SENTENCE_START = re.compile(r"(^|[.!?:;]\s+)\W*$")
+_OVERVIEW = re.compile(r"\b(summar\w*|overview|gist|main (point|argument|idea|message|thesis)|"
+                       r"what is (the|this) (article|document|text|piece) about|tl;?dr)\b", re.I)
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked as it is; the message says why."""
+
+
+class Vocabulary(Protocol):
+    def knows(self, word: str) -> bool: ...
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """The question with control characters and runs of space removed; raises
+    ``QuestionError`` for empty, wordless or over-long questions."""
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    q = "".join(ch if unicodedata.category(ch)[0] != "C" or ch in "\n\t" else " "
+                for ch in question)
+    q = re.sub(r"\s+", " ", q).strip()
+    if not q:
+        raise QuestionError("the question is empty: type a question about the documents")
+    if not re.search(r"\w", q):
+        raise QuestionError("the question has no words: type a question about the documents")
+    if len(q) > max_chars:
+        raise QuestionError(f"the question is {len(q):,} characters long; the limit is "
+                            f"{max_chars:,}: shorten it")
+    return q
+
+
+def is_overview(question: str) -> bool:
+    """'Summarise…', 'main point', 'what is the article about': the opening passage leads."""
+    return bool(_OVERVIEW.search(question))
+
+
+def unknown_terms(question: str, vocabulary: Vocabulary) -> list[str]:
+    """Names and figures in the question that occur nowhere in the corpus (false-premise
+    signals such as 'Airbus' or '2015')."""
+    out = []
+    for m in _NAME_OR_FIGURE.finditer(question):
+        term = m.group(0)
+        if _SENTENCE_START.search(question[:m.start()]):
+            # a capital that only starts a sentence is no name: 'Did Airbus' -> 'Airbus'
+            term = term.split(maxsplit=1)[1] if " " in term else ""
+        if not term or normalize(term) in STOPWORDS:
+            continue
+        if all(vocabulary.knows(w) for w in words(term)):
+            continue
+        if term not in out:
+            out.append(term)
+    return out
+
+
+def premise_note(unknown: list[str]) -> str:
+    return f"Note: the documents don't mention {', '.join(unknown)}."
