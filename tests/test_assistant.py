@@ -167,3 +167,12 @@ def test_langchain_interfaces(make):
     assert docs and docs[0].metadata["source"] and docs[0].page_content
     answer = assistant.as_runnable().invoke("When did the bridge open?")
     assert answer.citations
+
+
+def test_an_answer_its_quotes_contradict_shows_what_they_say(make, corpus):
+    assistant, _ = make("Margit Oduya resigned as the chief engineer of the bridge [1].")
+    assistant.checker.entails = lambda claim, quotation: "resigned" not in claim
+    answer = assistant.ask("Why did Margit Oduya resign from the bridge project?")
+    assert answer.text.startswith("The documents say otherwise:") and answer.citations
+    c = answer.citations[0]
+    assert (corpus / c.source).read_text()[c.start:c.end] == c.quote

@@ -191,3 +191,26 @@ def test_focus_keeps_the_sentences_closest_to_the_question_as_a_source_slice(che
     checked = checker.check("It cost 6.25 million pounds [1].", [focused])
     _, citations = assemble(checked)
     assert long_text[citations[0].start:citations[0].end] == citations[0].quote
+
+
+def test_a_correction_may_name_the_false_premise_it_denies(checker):
+    question = "Why did the bridge open in 1950?"
+    kept = checker.check("No: the bridge opened in 1932, not 1950 [1].", passages(),
+                         question=question)
+    assert kept.sentences and "1932" in kept.sentences[0][1][0].quote
+    affirmed = checker.check("The bridge opened in 1950 [1].", passages(), question=question)
+    assert not affirmed.sentences  # the premise itself is not in the documents
+
+
+def test_a_sentence_its_quote_does_not_state_is_set_apart(embeddings):
+    asked: list[tuple[str, str]] = []
+
+    def says_no(claim: str, quotation: str) -> bool:
+        asked.append((claim, quotation))
+        return False
+
+    strict = Checker(embeddings, SupportPolicy(min_support=0.45), entails=says_no)
+    checked = strict.check("Margit Oduya led the engineering of the bridge [1].", passages())
+    assert not checked.sentences and checked.contradicted
+    claim, supports = checked.contradicted[0]
+    assert asked == [(claim, supports[0].sentence)] and "Margit Oduya" in supports[0].sentence
