@@ -105,7 +105,10 @@ def aggregate(items: list[QAItem], retrievals: list[Retrieval], scores: list[dic
     everything = list(range(len(items)))
     cats = {c: [i for i in everything if items[i].category == c]
             for c in dict.fromkeys(it.category for it in items)}
-    return {"overall": block(everything), "by_category": {c: block(ix) for c, ix in cats.items()}}
+    splits = {sp: [i for i in everything if items[i].split == sp]
+              for sp in dict.fromkeys(it.split for it in items)}
+    return {"overall": block(everything), "by_category": {c: block(ix) for c, ix in cats.items()},
+            "by_split": {sp: block(ix) for sp, ix in splits.items()}}
 
 
 def judge_accuracy(judge: Judge, path: Path = HERE / "judge_labels.jsonl") -> dict:
@@ -202,11 +205,17 @@ def print_table(summary: dict) -> None:
     cols = ["correctness", "abstention_recall", "abstention_precision", "false_abstention_rate",
             "citation_validity", "citation_recall", "citation_precision", "faithfulness",
             "grounded_in_retrieved", "recall@4", "mrr@10", "seconds_p50", "seconds_p95"]
-    names = list(summary["systems"])
-    print(f"\n{'metric':<24}" + "".join(f"{n:>12}" for n in names))
-    for col in cols:
-        vals = [summary["systems"][n]["overall"].get(col) for n in names]
-        print(f"{col:<24}" + "".join(f"{'-' if v is None else v:>12}" for v in vals))
+    columns = []  # (heading, block): each system overall, or per split when there are two
+    for name, result in summary["systems"].items():
+        splits = result.get("by_split", {})
+        if len(splits) > 1:
+            columns += [(f"{name}:{sp}", block) for sp, block in sorted(splits.items())]
+        else:
+            columns.append((name, result["overall"]))
+    print(f"\n{'metric':<24}" + "".join(f"{h:>15}" for h, _ in columns))
+    for col in cols + ["first_token_p50"]:
+        vals = [block.get(col) for _, block in columns]
+        print(f"{col:<24}" + "".join(f"{'-' if v is None else v:>15}" for v in vals))
     j = summary["judge"]
     print(f"\njudge {j['name']}: balanced accuracy {j['balanced_accuracy']} on {j['n']} labels")
     sub = " (stratified subset)" if summary["subset"] else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,11 @@ USER_ERRORS = (QuestionError, StoreError, BackendError, ModelError, IngestBusy, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    at = _command_at(argv)
+    if at is not None and argv[at] == "eval":
+        # the eval harness is not part of the product: it runs apart, with every option
+        return subprocess.call([sys.executable, "-m", "evals", *argv[:at], *argv[at + 1:]])
     parser = argparse.ArgumentParser(prog="rag", description=__doc__)
     parser.add_argument("--config", help="TOML settings file (default: ./rag.toml if present)")
     parser.add_argument("--model-size", choices=["1.5b", "0.5b"], help="embedded model size")
@@ -51,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default=os.environ.get("RAG_UI_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_UI_PORT", "7860")))
 
-    p = sub.add_parser("eval", add_help=False,
-                       help="run the eval harness (`python -m evals --help` for its options)")
-    p.add_argument("eval_args", nargs=argparse.REMAINDER)
+    sub.add_parser("eval", help="run the eval harness (`rag eval --help` for its options)")
 
     args = parser.parse_args(argv)
     try:
@@ -84,19 +88,26 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  smoke test: generated {text.strip()!r} in "
                           f"{time.perf_counter() - t0:.1f} s (load included)")
             return 0
-        if args.command == "eval":  # the harness is not part of the product: run it apart
-            passed = [f"--{k.replace('_', '-')}={v}" for k, v in
-                      (("config", args.config), ("model_size", args.model_size),
-                       ("backend", args.backend)) if v]
-            import subprocess
-
-            return subprocess.call([sys.executable, "-m", "evals", *passed, *args.eval_args])
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _command_at(argv: list[str]) -> int | None:
+    """Index of the sub-command in ``argv`` (global options may come first)."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("--config", "--model-size", "--backend"):
+            i += 2
+        elif arg.startswith("-"):
+            i += 1
+        else:
+            return i
+    return None
 
 
 def _ingest(settings: Settings, args: argparse.Namespace) -> int:

@@ -161,9 +161,22 @@ def test_scoring_aggregation_and_report_on_a_made_up_run(tmp_path):
     assert "The deal is worth $3.2 billion." in judged
     summary = aggregate(items, retrievals, scores, runs)
     assert summary["overall"]["n"] == 4 and summary["overall"]["recall@1"] == 1.0
+    by_split = summary["by_split"]
+    assert set(by_split) == {it.split for it in items}
+    assert sum(block["n"] for block in by_split.values()) == 4
     report = tmp_path / "report.html"
     write_report(report, {"systems": {"project": summary}, "judge": {
         "name": "stub", "balanced_accuracy": 1.0, "n": 0, "wrong": []}, "items": 4,
         "items_in_file": 4, "qa": "qa.jsonl", "settings": {}, "seconds": 1.0,
         "subset": False}, items, retrievals, {"project": runs}, {"project": scores})
     assert "Eval report" in report.read_text()
+
+
+def test_rag_eval_hands_every_option_to_the_harness():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "rag.cli", "--model-size", "0.5b", "eval",
+                          "--split", "dev", "--help"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "--split" in out.stdout and "--thresholds" in out.stdout
