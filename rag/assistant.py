@@ -29,7 +29,7 @@ from .settings import Settings
 from .store import VectorStore, make_store
 from .text import count_tokens, normalize
 from .timing import Stopwatch
-from .types import Answer, Chunk, Passage
+from .types import Answer, Chunk, Citation, Passage
 
 __all__ = ["ABSTAIN", "FALLBACK_LABEL", "Assistant", "QuestionError", "clean_question", "focus"]
 
@@ -124,27 +124,27 @@ class Assistant:
         clock = Stopwatch()
         q = clean_question(question, s.max_question_chars)
         with clock.stage("retrieve"):
-            passages = self.searcher.search(q, s.k, timings=clock.times)
+            retrieved = self.searcher.search(q, s.k, timings=clock.times)
 
         with clock.stage("gate"):
             unknown = unknown_terms(q, self.searcher.lexical())
             overview = is_overview(q)
-            relevant = overview or self._relevant(q, passages)
+            relevant = overview or self._relevant(q, retrieved)
         if not relevant:
-            return self._abstain(passages, "gate: nothing relevant retrieved", unknown, clock)
+            return self._abstain(retrieved, "gate: nothing relevant retrieved", unknown, clock)
         with clock.stage("context"):
-            whole = self.whole_corpus()
-            if whole is not None:  # small corpus: all of it, a fixed prefix the cache keeps
-                passages = whole
-            elif overview:
-                passages = self._with_opening(passages)
-            elif s.focus_sentences > 0:
+            context = self.whole_corpus()  # small corpus: all of it, a prefix the cache keeps
+            if context is None and overview:
+                context = self._with_opening(retrieved)
+            elif context is None and s.focus_sentences > 0:
                 qvec = self.embeddings.encode([q])[0]
-                passages = [focus(p, qvec, s.focus_sentences, self.checker.quotes)
-                            for p in passages]
+                context = [focus(p, qvec, s.focus_sentences, self.checker.quotes)
+                           for p in retrieved]
+            elif context is None:
+                context = retrieved
 
         with clock.stage("prompt"):
-            messages = build_messages(q, passages, OVERVIEW_HINT if overview else "")
+            messages = build_messages(q, context, OVERVIEW_HINT if overview else "")
         t_gen = time.perf_counter()
         pieces: list[str] = []
         try:
@@ -155,7 +155,7 @@ class Assistant:
                 if on_token:
                     on_token(piece)
         except (BackendError, ModelError) as exc:
-            return self._fallback(q, passages, exc, clock)
+            return self._fallback(q, retrieved, exc, clock)
         output = "".join(pieces).strip()
         clock.mark("generate", t_gen)
 
@@ -164,7 +164,7 @@ class Assistant:
                 checked, reason = Checked(), "model: not in the documents"
             else:
                 topic = self.searcher.lexical().common_terms(q, self.checker.policy.topic_share)
-                checked, reason = self.checker.check(output, passages, question=q,
+                checked, reason = self.checker.check(output, context, question=q,
                                                      topic=topic), ""
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
         if not checked.sentences and checked.contradicted:
@@ -175,19 +175,20 @@ class Assistant:
             text, citations = assemble(Checked(sentences=[(
                 f"The documents say otherwise: \u201c{quote.rstrip('.')}\u201d",
                 [Support(supports[0].passage, *_sentence_span(supports[0]), quote, 1.0)])]))
-            return Answer(text, False, citations, passages, dropped=dropped, raw=output,
+            return Answer(text, False, citations, _shown(retrieved, context, citations),
+                          dropped=dropped, raw=output,
                           reason="checker: the answer contradicts its quote",
                           timings=clock.result())
         if not checked.sentences:
-            answer = self._abstain(passages, reason or "checker: no sentence was supported",
+            answer = self._abstain(retrieved, reason or "checker: no sentence was supported",
                                    unknown, clock)
             answer.dropped, answer.raw = dropped, output
             return answer
         text, citations = assemble(checked)
         if unknown:
             text = f"{premise_note(unknown)} {text}"
-        return Answer(text, False, citations, passages, dropped=dropped, raw=output,
-                      timings=clock.result())
+        return Answer(text, False, citations, _shown(retrieved, context, citations),
+                      dropped=dropped, raw=output, timings=clock.result())
 
     def stream(self, question: str) -> Iterator[str | Answer]:
         """Yield the model's raw text as it is generated, then the checked ``Answer``."""
@@ -274,6 +275,15 @@ class Assistant:
                  clock: Stopwatch) -> Answer:
         text = f"{ABSTAIN[:-1]}: they don't mention {', '.join(unknown)}." if unknown else ABSTAIN
         return Answer(text, True, [], passages, reason=reason, timings=clock.result())
+
+
+def _shown(retrieved: list[Passage], context: list[Passage], citations: list[Citation]
+           ) -> list[Passage]:
+    """The passages an answer shows: what retrieval returned, then any other passage of the
+    context that a citation quotes."""
+    have = {p.chunk_id for p in retrieved}
+    cited = {c.chunk_id for c in citations}
+    return retrieved + [p for p in context if p.chunk_id in cited - have]
 
 
 def _sentence_span(support: Support) -> tuple[int, int]:

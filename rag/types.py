@@ -57,7 +57,8 @@ class Answer:
     text: str
     abstained: bool
     citations: list[Citation] = field(default_factory=list)
-    passages: list[Passage] = field(default_factory=list)  # what retrieval returned
+    # what retrieval returned, then any other passage of the prompt's context a citation quotes
+    passages: list[Passage] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # model sentences the checker rejected
     reason: str = ""  # why it abstained (gate, model, checker)
     raw: str = ""  # the model's unchecked output
