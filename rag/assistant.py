@@ -62,7 +62,7 @@ class Assistant:
         self.checker = Checker(self.embeddings,
                                policy or SupportPolicy(min_support=self.settings.min_support),
                                entails=Entailment(self._verifier_llm())
-                               if self.settings.entailment else None)
+                               if self.settings.entailment and llm is None else None)
 
     # -- components, opened lazily ---------------------------------------------------------
     @property

@@ -46,8 +46,9 @@ class Settings:
     min_support: float = 0.45  # claim/quote score needed to keep a sentence
     max_question_chars: int = 2000
     # ask the LLM (in its own worker) whether each kept sentence's quote says what it says;
-    # an answer whose every sentence fails becomes "the documents say otherwise: <quote>"
-    entailment: bool = False
+    # an answer whose every sentence fails becomes "the documents say otherwise: <quote>".
+    # Only with the backend the settings name (an injected LLM gets no second job).
+    entailment: bool = True
 
     # generation
     backend: str = "llama"  # "llama" (embedded GGUF) or "openai" (any OpenAI-compatible server)
