@@ -171,9 +171,10 @@ def test_killing_the_model_worker_mid_answer_gives_a_fallback_and_the_app_stays_
     while not any("checking citations" in str(out[0][-1]["content"]) for out in job.outputs()):
         assert time.monotonic() < deadline and not job.done(), "no streamed tokens seen"
         time.sleep(0.05)
-    workers = model_workers(app.pid)
-    assert len(workers) == 1
-    os.kill(workers[0], signal.SIGKILL)  # mid-answer, as a native crash would end it
+    workers = model_workers(app.pid)  # the answering model (and the entailment check's)
+    assert workers
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)  # mid-answer, as a native crash would end it
     history, sources = job.result(timeout=180)
     text = str(history[-1]["content"])
     assert 'class="fallback"' in text and "SIGKILL" in text and "cite-1" in text
@@ -181,4 +182,4 @@ def test_killing_the_model_worker_mid_answer_gives_a_fallback_and_the_app_stays_
     history, _ = client.predict("Who is Almas Miriev?", [], "1.5b", 4, False, api_name="/ask")
     text = str(history[-1]["content"])
     assert "fallback" not in text and "cite-1" in text and "Georgetown" in text
-    assert model_workers(app.pid) not in ([], workers)  # a new worker answered
+    assert model_workers(app.pid) and not set(model_workers(app.pid)) & set(workers)
