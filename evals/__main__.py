@@ -6,20 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from rag import (
-    BackendError,
-    IngestBusy,
-    LoadError,
-    ModelError,
-    QuestionError,
-    Settings,
-    StoreError,
-)
+from rag import USER_ERRORS, Settings
 
 from .harness import main as run_eval
-
-USER_ERRORS = (QuestionError, StoreError, BackendError, ModelError, IngestBusy, LoadError,
-               ValueError)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -20,6 +20,10 @@ from .settings import Settings  # noqa: E402
 from .store import StoreError  # noqa: E402
 from .types import Answer, Chunk, Citation, Passage  # noqa: E402
 
-__all__ = ["ABSTAIN", "Answer", "Assistant", "BackendError", "Chunk", "Citation", "IngestBusy",
-           "IngestReport", "LoadError", "ModelError", "Passage", "QuestionError", "Settings",
-           "StoreError"]
+# Errors a command line reports as "error: <message>" (each message names its fix).
+USER_ERRORS = (QuestionError, StoreError, BackendError, ModelError, IngestBusy, LoadError,
+               ValueError)
+
+__all__ = ["ABSTAIN", "USER_ERRORS", "Answer", "Assistant", "BackendError", "Chunk", "Citation",
+           "IngestBusy", "IngestReport", "LoadError", "ModelError", "Passage", "QuestionError",
+           "Settings", "StoreError"]

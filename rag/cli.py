@@ -10,20 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import (
-    Assistant,
-    BackendError,
-    IngestBusy,
-    LoadError,
-    ModelError,
-    QuestionError,
-    Settings,
-    StoreError,
-)
+from . import USER_ERRORS, Assistant, BackendError, QuestionError, Settings
 from .types import Answer
-
-USER_ERRORS = (QuestionError, StoreError, BackendError, ModelError, IngestBusy, LoadError,
-               ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:
