@@ -131,7 +131,7 @@ def bench_questions(questions: list[str], model_size: str, naive: bool) -> dict:
             if "first_token" in a.timings:
                 project_first.append(sum(a.timings.get(s, 0.0) for s in (
                     "retrieve", "gate", "context", "focus", "prompt", "first_token")))
-                messages = build_messages(q, a.passages)
+                messages = build_messages(q, assistant.whole_corpus() or a.passages)
                 prompt = sum(count(m["content"]) for m in messages)
                 # cached: the system prompt, and with the whole corpus in the prompt also the
                 # passages before the question (the same for every question)
