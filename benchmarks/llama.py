@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -75,11 +76,7 @@ def _prompt() -> str:
 
 def bench_build(python_path: str | None, model: Path, runs: int) -> dict:
     """Prefill and decode tok/s of one build (``python_path``: where its llama_cpp lies)."""
-    env = None
-    if python_path:
-        import os
-
-        env = {**os.environ, "PYTHONPATH": python_path}
+    env = {**os.environ, "PYTHONPATH": python_path} if python_path else None
     out = subprocess.run([sys.executable, "-c", _BUILD_PROBE, str(model), _prompt(), str(runs)],
                          capture_output=True, text=True, env=env, timeout=1800)
     if out.returncode != 0:

@@ -16,6 +16,7 @@ from .generation import LLM, NOT_FOUND, OVERVIEW_HINT, BackendError, build_messa
 from .grounding import Checked, Checker, QuoteIndexer, Support, SupportPolicy, assemble
 from .grounding.entailment import Entailment
 from .ingestion import IngestReport, ingest
+from .lexical import LexicalIndex
 from .models import ModelError
 from .questions import (
     QuestionError,
@@ -127,13 +128,14 @@ class Assistant:
             retrieved = self.searcher.search(q, s.k, timings=clock.times)
 
         with clock.stage("gate"):
-            unknown = unknown_terms(q, self.searcher.lexical())
+            lexical = self.searcher.lexical()  # in step with the store: checked once here
+            unknown = unknown_terms(q, lexical)
             overview = is_overview(q)
             relevant = overview or self._relevant(q, retrieved)
         if not relevant:
             return self._abstain(retrieved, "gate: nothing relevant retrieved", unknown, clock)
         with clock.stage("context"):
-            context = self.whole_corpus()  # small corpus: all of it, a prefix the cache keeps
+            context = self.whole_corpus(lexical)  # small corpus: all of it, a cached prefix
             if context is None and overview:
                 context = self._with_opening(retrieved)
             elif context is None and s.focus_sentences > 0:
@@ -163,7 +165,7 @@ class Assistant:
             if not output or normalize(NOT_FOUND) in normalize(output).replace("_", " "):
                 checked, reason = Checked(), "model: not in the documents"
             else:
-                topic = self.searcher.lexical().common_terms(q, self.checker.policy.topic_share)
+                topic = lexical.common_terms(q, self.checker.policy.topic_share)
                 checked, reason = self.checker.check(output, context, question=q,
                                                      topic=topic), ""
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
@@ -171,10 +173,9 @@ class Assistant:
             # the model's answer affirmed what its quotes do not say (often the question's
             # false premise): show what they do say
             _, supports = checked.contradicted[0]
-            quote = supports[0].sentence or supports[0].quote
+            said = supports[0].whole_sentence()
             text, citations = assemble(Checked(sentences=[(
-                f"The documents say otherwise: \u201c{quote.rstrip('.')}\u201d",
-                [Support(supports[0].passage, *_sentence_span(supports[0]), quote, 1.0)])]))
+                f"The documents say otherwise: \u201c{said.quote.rstrip('.')}\u201d", [said])]))
             return Answer(text, False, citations, _shown(retrieved, context, citations),
                           dropped=dropped, raw=output,
                           reason="checker: the answer contradicts its quote",
@@ -210,13 +211,14 @@ class Assistant:
             raise result["error"]  # type: ignore[misc]
         yield result["answer"]  # type: ignore[misc]
 
-    def whole_corpus(self) -> list[Passage] | None:
+    def whole_corpus(self, lexical: LexicalIndex | None = None) -> list[Passage] | None:
         """Every chunk, in document order and without the chunks' overlap, when the whole
-        corpus fits ``settings.full_context_tokens``; else None. Cached per index state."""
+        corpus fits ``settings.full_context_tokens``; else None. Cached per index state.
+        ``lexical``: the searcher's index, if the caller has just brought it in step."""
         budget = self.settings.full_context_tokens
         if budget <= 0:
             return None
-        lexical = self.searcher.lexical()
+        lexical = self.searcher.lexical() if lexical is None else lexical
         state = lexical.state
         if self._whole is None or self._whole[0] != state:
             passages = None
@@ -260,11 +262,8 @@ class Assistant:
             best = index.closest_sentence(qvec)
             if best is None:
                 continue
-            span, similarity = best
-            quote = index.text(span)
-            checked.sentences.append((f"\u201c{quote.rstrip('.')}\u201d", [Support(
-                passage, passage.start + span.start, passage.start + span.end, quote,
-                similarity)]))
+            support = Support(passage, *best)
+            checked.sentences.append((f"\u201c{support.quote.rstrip('.')}\u201d", [support]))
         text, citations = assemble(checked)
         label = f"{FALLBACK_LABEL} ({error})."
         return Answer(f"{label} {text}" if citations else f"{label} {ABSTAIN}", not citations,
@@ -284,15 +283,6 @@ def _shown(retrieved: list[Passage], context: list[Passage], citations: list[Cit
     have = {p.chunk_id for p in retrieved}
     cited = {c.chunk_id for c in citations}
     return retrieved + [p for p in context if p.chunk_id in cited - have]
-
-
-def _sentence_span(support: Support) -> tuple[int, int]:
-    """Source offsets of the sentence a quote lies in."""
-    p = support.passage
-    at = p.text.find(support.sentence) if support.sentence else -1
-    if at < 0:
-        return support.start, support.end
-    return p.start + at, p.start + at + len(support.sentence)
 
 
 def without_overlap(chunks: list[Chunk]) -> list[Passage]:

@@ -27,19 +27,39 @@ from ..text import content_words, known_word
 from ..types import Citation, Passage
 from .claims import Claim, echoes, facts, is_meta, missing_facts, negates, parse_claims, terms
 from .policy import SupportPolicy
-from .quotes import QuoteIndexer
+from .quotes import QuoteIndexer, QuoteSpan
 
 
 @dataclass
 class Support:
-    """A verbatim quote of a passage that supports a claim, and its support score."""
+    """A verbatim quote of a passage (``span``, offsets into ``passage.text``) that supports a
+    claim, and its support score."""
 
     passage: Passage
-    start: int  # offsets in the source file
-    end: int
-    quote: str
+    span: QuoteSpan
     score: float
-    sentence: str = ""  # the source sentence the quote lies in
+
+    @property
+    def start(self) -> int:  # offsets in the source file
+        return self.passage.start + self.span.start
+
+    @property
+    def end(self) -> int:
+        return self.passage.start + self.span.end
+
+    @property
+    def quote(self) -> str:
+        return self.passage.text[self.span.start:self.span.end]
+
+    @property
+    def sentence(self) -> str:
+        """The source sentence the quote lies in."""
+        return self.passage.text[self.span.sentence_start:self.span.sentence_end]
+
+    def whole_sentence(self) -> Support:
+        """The same support, quoting its whole sentence."""
+        a, b = self.span.sentence_start, self.span.sentence_end
+        return Support(self.passage, QuoteSpan(a, b, a, b), self.score)
 
 
 @dataclass
@@ -98,7 +118,7 @@ class Checker:
             excused = asked if negates(claim.text) else frozenset()
             supports, reason = self._support(claim, asserted, vecs, passages, given, excused)
             if supports and self.entails is not None and supports[0].score < pol.verify_below:
-                quoted = " ".join(s.sentence or s.quote for s in supports)
+                quoted = " ".join(s.sentence for s in supports)
                 if not self.entails(claim.text, quoted):
                     result.contradicted.append((claim.text, supports))
                     result.dropped.append((claim.text, "the quote does not say this "
@@ -134,8 +154,7 @@ class Checker:
             if not missing_facts(claim, quote):
                 score += pol.fact_bonus
             if best is None or score > best.score:
-                best = Support(passage, passage.start + span.start, passage.start + span.end,
-                               quote, score, index.sentence_of(span))
+                best = Support(passage, span, score)
         return best
 
     def _support(self, claim: Claim, asserted: str, vecs: list[np.ndarray],
