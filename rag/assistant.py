@@ -14,6 +14,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from .embeddings import LocalEmbeddings, default_embeddings
 from .generation import LLM, NOT_FOUND, OVERVIEW_HINT, BackendError, build_messages, make_llm
 from .grounding import Checked, Checker, QuoteIndexer, Support, SupportPolicy, assemble
+from .grounding.conflicts import disagreements, find_conflicts, with_disagreements
 from .grounding.entailment import Entailment
 from .ingestion import IngestReport, ingest
 from .lexical import LexicalIndex
@@ -23,6 +24,7 @@ from .questions import (
     clean_question,
     is_overview,
     premise_note,
+    read_follow_up,
     unknown_terms,
 )
 from .retrieval import HybridRetriever, HybridSearcher
@@ -37,6 +39,10 @@ __all__ = ["ABSTAIN", "FALLBACK_LABEL", "Assistant", "QuestionError", "clean_que
 ABSTAIN = "The documents don't say."
 FALLBACK_LABEL = ("The language model is unavailable, so this is not an answer: the most relevant "
                   "passages, quoted verbatim")
+
+
+class Stopped(Exception):
+    """The user stopped the answer while it was being generated."""
 
 
 class Assistant:
@@ -119,11 +125,29 @@ class Assistant:
         return self.searcher.search(clean_question(question, self.settings.max_question_chars),
                                     k)
 
-    def ask(self, question: str, on_token: Callable[[str], None] | None = None) -> Answer:
-        """Answer ``question``; ``on_token`` receives the model's raw text as it streams."""
+    def read(self, question: str, history: list[str] | None = None) -> str:
+        """The question as it will be answered: a follow-up that cannot stand on its own
+        ('And who said that?') joined to the previous question of ``history``."""
+        q = clean_question(question, self.settings.max_question_chars)
+        if not history:
+            return q
+        return read_follow_up(q, history, self.searcher.lexical())
+
+    def ask(self, question: str, on_token: Callable[[str], None] | None = None,
+            history: list[str] | None = None) -> Answer:
+        """Answer ``question``; ``on_token`` receives the model's raw text as it streams;
+        ``history`` holds the conversation's earlier questions (for follow-ups)."""
         s = self.settings
         clock = Stopwatch()
-        q = clean_question(question, s.max_question_chars)
+        q = self.read(question, history)
+        answer = self._answer(q, on_token, clock)
+        if history and q != clean_question(question, s.max_question_chars):
+            answer.read_as = q
+        return answer
+
+    def _answer(self, q: str, on_token: Callable[[str], None] | None, clock: Stopwatch
+                ) -> Answer:
+        s = self.settings
         with clock.stage("retrieve"):
             retrieved = self.searcher.search(q, s.k, timings=clock.times)
 
@@ -185,28 +209,51 @@ class Assistant:
                                    unknown, clock)
             answer.dropped, answer.raw = dropped, output
             return answer
+        with clock.stage("conflicts"):
+            searched = context + [p for p in retrieved
+                                  if p.chunk_id not in {c.chunk_id for c in context}]
+            conflicts = find_conflicts(checked.sentences, searched, self.checker.quotes,
+                                       self.embeddings.encode)
+        checked = with_disagreements(checked, conflicts)
         text, citations = assemble(checked)
         if unknown:
             text = f"{premise_note(unknown)} {text}"
         return Answer(text, False, citations, _shown(retrieved, context, citations),
-                      dropped=dropped, raw=output, timings=clock.result())
+                      dropped=dropped, raw=output, timings=clock.result(),
+                      disagreements=disagreements(conflicts, citations))
 
-    def stream(self, question: str) -> Iterator[str | Answer]:
-        """Yield the model's raw text as it is generated, then the checked ``Answer``."""
+    def stream(self, question: str, stop: threading.Event | None = None,
+               history: list[str] | None = None) -> Iterator[str | Answer]:
+        """Yield the model's raw text as it is generated, then the checked ``Answer``.
+
+        Setting ``stop`` (or closing this generator) ends generation at the model's next token
+        and raises ``Stopped`` here."""
+        stop = stop or threading.Event()
         q: queue.Queue = queue.Queue()
         result: dict[str, Answer | BaseException] = {}
 
+        def on_token(piece: str) -> None:
+            if stop.is_set():
+                raise Stopped("stopped")
+            q.put(piece)
+
         def run() -> None:
             try:
-                result["answer"] = self.ask(question, on_token=q.put)
+                result["answer"] = self.ask(question, on_token=on_token, history=history)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 result["error"] = exc
             finally:
                 q.put(None)
 
         threading.Thread(target=run, daemon=True).start()
-        while (piece := q.get()) is not None:
-            yield piece
+        try:
+            while (piece := q.get()) is not None:
+                yield piece
+        finally:
+            if "answer" not in result and "error" not in result:
+                stop.set()  # the reader went away: the model stops at its next token
+        if stop.is_set() and "answer" not in result:
+            raise Stopped("stopped before the answer was complete")
         if "error" in result:
             raise result["error"]  # type: ignore[misc]
         yield result["answer"]  # type: ignore[misc]

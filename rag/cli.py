@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("ingest", help="index documents (default: the corpus folder)")
     p.add_argument("paths", nargs="*", type=Path)
-    p.add_argument("--rebuild", action="store_true", help="drop the index and build it anew")
+    p.add_argument("--rebuild", action="store_true",
+                   help="build a new index beside the current one (never opening it) and "
+                        "swap it in when complete")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = sub.add_parser("ask", help="answer one question with citations")
@@ -45,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default=os.environ.get("RAG_UI_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_UI_PORT", "7860")))
 
+    p = sub.add_parser("doctor", help="check the index against the sources; repair what "
+                                      "is derivable (the lexical index, leftovers)")
+    p.add_argument("paths", nargs="*", type=Path, help="ingested folders (default: corpus)")
+    p.add_argument("--check", action="store_true", help="only check, repair nothing")
+
     sub.add_parser("eval", help="run the eval harness (`rag eval --help` for its options)")
 
     args = parser.parse_args(argv)
@@ -52,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.load(args.config, model_size=args.model_size, backend=args.backend)
         if args.command == "ingest":
             return _ingest(settings, args)
+        if args.command == "doctor":
+            from .doctor import diagnose
+
+            diagnosis = diagnose(settings, args.paths or None, repair=not args.check)
+            print(diagnosis.report())
+            return 0 if diagnosis.healthy else 1
         if args.command == "ask":
             if args.k:
                 settings = settings.replace(k=args.k)
@@ -118,16 +131,22 @@ def _ask(assistant: Assistant, question: str, as_json: bool) -> int:
 
 
 def render(answer: Answer) -> str:
-    """The answer with numbered footnotes: source, character span and the quote."""
+    """The answer with numbered footnotes: source, character span and the quote. Source
+    names are escaped (newlines, bidi and other invisible characters), so a file name cannot
+    forge a footnote line."""
+    from .loaders import escape_name
+
     lines = [answer.text]
     if answer.citations:
         lines.append("")
         for c in answer.citations:
-            lines.append(f"[{c.n}] {c.source} (chars {c.start}-{c.end}): “{c.quote}”")
+            lines.append(f"[{c.n}] {escape_name(c.source)} (chars {c.start}-{c.end}): "
+                         f"“{c.quote}”")
     elif answer.abstained and answer.passages:
         lines.append("\nClosest passages:")
         for p in answer.passages[:2]:
-            lines.append(f"  - {p.source} (chars {p.start}-{p.end}): {p.text[:160]}…")
+            lines.append(f"  - {escape_name(p.source)} (chars {p.start}-{p.end}): "
+                         f"{p.text[:160]}…")
     return "\n".join(lines)
 
 
@@ -135,6 +154,7 @@ def _chat(assistant: Assistant) -> int:
     print("Loading models…", file=sys.stderr)
     assistant.warm_up()
     print("Ask a question about the documents (empty line or Ctrl-D to quit).")
+    history: list[str] = []
     while True:
         try:
             question = input("\n? ").strip()
@@ -144,7 +164,10 @@ def _chat(assistant: Assistant) -> int:
             return 0
         try:
             print()
-            answer = assistant.ask(question)
+            answer = assistant.ask(question, history=history)
+            history.append(answer.read_as or question)
+            if answer.read_as:
+                print(f"(read as: {answer.read_as})")
             print(render(answer))
         except (QuestionError, BackendError) as exc:
             print(f"error: {exc}")

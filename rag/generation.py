@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -76,13 +77,27 @@ def build_messages(question: str, passages: list[Passage], hint: str = ""
     """System rules first, then the passages fenced as data, then the question (and an optional
     ``hint`` on the answer's form): with the same passages, everything before the question is a
     fixed prefix whose KV cache llama.cpp reuses."""
-    blocks = []
-    for i, p in enumerate(passages, start=1):
-        text = p.text.replace("<", "‹").replace(">", "›")  # keeps the fence unforgeable
-        blocks.append(f'<passage id="{i}">{text}</passage>')
-    ask = f"\nQuestion: {question}" + (f"\n({hint})" if hint else "")
+    blocks = [f'<passage id="{i}">{fenced(p.text)}</passage>'
+              for i, p in enumerate(passages, start=1)]
+    ask = f"\nQuestion: {fenced(question)}" + (f"\n({hint})" if hint else "")
     user = "Passages:\n" + "\n".join(blocks) + ask + "\nAnswer:"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+_ANGLES = str.maketrans({"<": "‹", ">": "›", "＜": "‹", "＞": "›", "〈": "‹", "〉": "›",
+                         "⟨": "‹", "⟩": "›", "﹤": "‹", "﹥": "›"})
+_FAKE_FENCE = re.compile(r"‹\s*/?\s*(passage|question|answer|system|user|assistant)\b[^›\n]{0,60}›",
+                         re.I)
+_TURN = re.compile(r"(?im)^(\W*)(question|answer|system|user|assistant)\s*[:：]")
+
+
+def fenced(text: str) -> str:
+    """Document or question text as inert data inside the prompt: no angle bracket (so no
+    ``<|im_start|>`` control token and no closing ``</passage>``), no look-alike passage tag
+    ('‹passage id="8"›' would make the model cite a passage that does not exist), and no line
+    that reads as a turn of the dialogue ('Question: … Answer: …')."""
+    text = _FAKE_FENCE.sub(" ", text.translate(_ANGLES))
+    return _TURN.sub(lambda m: f"{m.group(1)}{m.group(2)} -", text)
 
 
 class LlamaCppLLM:

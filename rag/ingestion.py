@@ -14,9 +14,9 @@ from pathlib import Path
 from .chunking import chunk_text
 from .embeddings import LocalEmbeddings, default_embeddings
 from .lexical import LexicalIndex
-from .loaders import LoadError, discover, load_text, relative_source
+from .loaders import LoadError, discover, escape_name, load_text, relative_source
 from .settings import Settings
-from .store import VectorStore, make_store
+from .store import ChunkStore, VectorStore, build_aside, make_store, remove_leftovers
 from .types import Chunk
 
 
@@ -48,15 +48,22 @@ class IngestReport:
 
 
 @contextlib.contextmanager
-def ingest_lock(settings: Settings, wait: bool = False) -> Iterator[None]:
-    """One ingest at a time per store; readers never take it."""
+def ingest_lock(settings: Settings, wait: bool = False,
+                patience: float = 0.0) -> Iterator[None]:
+    """One ingest at a time per store; readers never take it. ``patience``: seconds to retry
+    before refusing (readers probe the lock for an instant: ``store.ingest_running``)."""
     settings.store_dir.mkdir(parents=True, exist_ok=True)
     with open(settings.store_dir / "ingest.lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError as exc:
-            raise IngestBusy("another ingest is running on this index; wait for it to "
-                             "finish and try again") from exc
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() > deadline:
+                    raise IngestBusy("another ingest is running on this index; wait for it "
+                                     "to finish and try again") from exc
+                time.sleep(0.02)
         try:
             yield
         finally:
@@ -70,39 +77,49 @@ def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
     (default: ``make_store(settings)``, created if needed).
 
     Files under an ingested folder that are gone are removed from the index; unchanged files
-    cost one hash each; changed files have only their new chunks embedded.
+    cost one hash each; changed files have only their new chunks embedded. ``rebuild``: embed
+    everything into a new index beside the current one, which replaces it once complete (an
+    injected ``store`` is emptied in place instead).
     """
     settings = settings or Settings.load()
     embeddings = embeddings or default_embeddings()
     paths = [Path(p) for p in (paths or [settings.corpus_dir])]
     t0 = time.perf_counter()
     report = IngestReport()
-    with ingest_lock(settings):
+    with ingest_lock(settings, patience=0.5):
+        aside: ChunkStore | None = None
         if store is None:
-            store = make_store(settings, create=True, reset=rebuild)
+            remove_leftovers(settings)  # of an interrupted rebuild
+            # a rebuild never opens the current index (it may be damaged): it builds a new
+            # one beside it, which replaces it only when complete (aside.publish() below)
+            if rebuild:
+                store = aside = build_aside(settings)
+            else:
+                store = make_store(settings, create=True)
         elif rebuild:
             store.clear()
         found, skipped = discover(paths, settings.max_file_bytes)
-        report.skipped = [(str(p), why) for p, why in skipped]
+        report.skipped = [(escape_name(str(p)), escape_name(why)) for p, why in skipped]
         stored = store.files()
         folders = {str(p.resolve()) for p in paths if p.is_dir()}
         seen: set[tuple[str, str]] = set()
         todo: list[tuple[str, str, list[Chunk], set[str]]] = []  # root, sha, chunks, old ids
         for root, file in found:
-            source = relative_source(root, file)
-            key = (str(root), source)
-            try:
+            try:  # one broken or hostile file is skipped with its reason, never fatal
+                source = relative_source(root, file)
+                key = (str(root), source)
                 text = load_text(file, settings.max_file_bytes)
-            except (LoadError, OSError) as exc:
-                report.skipped.append((str(file), str(exc)))
+                sha = hashlib.sha256(text.encode()).hexdigest()
+                old = stored.get(key)
+                if old and old.sha == sha and old.complete:
+                    seen.add(key)
+                    report.unchanged += 1
+                    continue
+                chunks = chunk_text(text, source, settings.chunk_tokens, settings.chunk_overlap)
+            except Exception as exc:  # noqa: BLE001 - the last resort, reported per file
+                report.skipped.append((escape_name(str(file)), escape_name(_why(exc))))
                 continue
             seen.add(key)
-            sha = hashlib.sha256(text.encode()).hexdigest()
-            old = stored.get(key)
-            if old and old.sha == sha and old.complete:
-                report.unchanged += 1
-                continue
-            chunks = chunk_text(text, source, settings.chunk_tokens, settings.chunk_overlap)
             todo.append((str(root), sha, chunks, set(old.ids) if old else set()))
             if old:
                 report.updated += 1
@@ -143,10 +160,20 @@ def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
             lexical.rebuild(store.all_chunks(), store.state)
         lexical.close()
         report.chunks = store.count()
+        if aside is not None:
+            aside.publish()
     report.seconds = round(time.perf_counter() - t0, 2)
     for file, why in report.skipped:
         print(f"skipped {file}: {why}", file=sys.stderr)
     return report
+
+
+def _why(exc: Exception) -> str:
+    """The reason a file was skipped, from the exception that stopped it."""
+    if isinstance(exc, (LoadError, OSError)):
+        return str(exc)
+    why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return f"could not be processed ({why[:200]})"
 
 
 def _stack(vectors: list):  # noqa: ANN202 - np.ndarray

@@ -4,11 +4,15 @@ It lives beside the vector store (``<store_dir>/lexical-<collection>.sqlite3``) 
 the Chroma collection's id and generation: ingestion updates both, and a reader that finds the
 two out of step (an ingest killed half-way, a store rebuilt by another machine) rebuilds this
 index from Chroma. Questions never load the chunks into memory: a search is one FTS5 query.
+
+It is derived data: a file that SQLite cannot read (overwritten, truncated, not a database) is
+deleted and created anew, empty and out of step, so that it is rebuilt from the vector store.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -40,11 +44,52 @@ class LexicalIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
+        self.recreated = False  # the file was unreadable and was replaced by an empty one
+        self._broken = False  # a read failed: out of step until rebuilt in a new file
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
+            try:
+                self._connect()
+            except sqlite3.DatabaseError:
+                self._recreate()
+
+    def _connect(self) -> None:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            db.execute("SELECT key, value FROM meta").fetchall()
+            inode = os.stat(self.path).st_ino
+        except BaseException:
+            db.close()
+            raise
+        self._db, self._inode, self._broken = db, inode, False
+
+    def recreate(self) -> None:
+        """Replace the file by an empty index (out of step with any store)."""
+        with self._lock:
+            self._recreate()
+
+    def _recreate(self) -> None:
+        with contextlib.suppress(AttributeError, sqlite3.Error):
+            self._db.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self._connect()
+        self.recreated = True
+
+    def _follow(self) -> None:
+        """Reconnect if another process replaced the file (it found it unreadable)."""
+        try:
+            inode = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            inode = -1
+        if inode != self._inode:
+            with self._lock:
+                try:
+                    self._connect()  # the old connection closes when no reader holds it
+                except sqlite3.DatabaseError:
+                    self._recreate()
 
     def close(self) -> None:
         self._db.close()
@@ -52,27 +97,112 @@ class LexicalIndex:
     # -- state -----------------------------------------------------------------------------
     @property
     def state(self) -> tuple[str, int]:
-        """(collection id, generation) of the vector store this index mirrors."""
-        rows = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        """(collection id, generation) of the vector store this index mirrors; ("", -1) if
+        the file cannot be read (so that it is rebuilt)."""
+        self._follow()
+        if self._broken:
+            return "", -1
+        try:
+            rows = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError:
+            self._broken = True
+            return "", -1
         return rows.get("collection", ""), int(rows.get("generation", -1))
 
+    def problem(self) -> str | None:
+        """What SQLite's integrity check finds wrong with the file, or None."""
+        try:
+            rows = self._db.execute("PRAGMA integrity_check").fetchall()
+            self._db.execute("INSERT INTO terms (terms) VALUES ('integrity-check')")
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        result = "; ".join(str(r[0]) for r in rows)
+        return None if result == "ok" else result
+
     def count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        rows = self._rows("SELECT count(*) FROM chunks")
+        return rows[0][0] if rows else 0
+
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """The rows of a read; none if the file cannot be read (it is then out of step, and
+        rebuilt in a new file on the next check against the store)."""
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError:
+            self._broken = True
+            return []
 
     # -- writing: each call is one transaction, so a crash leaves the old state or the new ----
     def apply(self, add: Iterable[Chunk], delete: Iterable[str],
               state: tuple[str, int]) -> None:
-        with self._transaction():
-            self._delete(delete)
-            self._add(add)
-            self._set_state(state)
+        """Add and delete chunks. If the file turns out unreadable, it is created anew, empty
+        and out of step: the next reader rebuilds it from the store."""
+        try:
+            with self._transaction():
+                self._delete(delete)
+                self._add(add)
+                self._set_state(state)
+        except sqlite3.DatabaseError:
+            with self._lock:
+                self._recreate()
 
     def rebuild(self, chunks: Iterable[Chunk], state: tuple[str, int]) -> None:
+        """Replace everything by ``chunks``, in a new file if this one cannot be read."""
+        chunks = list(chunks)
+        if self._broken:
+            with self._lock:
+                self._recreate()
+        try:
+            self._rebuild(chunks, state)
+        except sqlite3.DatabaseError:
+            with self._lock:
+                self._recreate()
+            self._rebuild(chunks, state)
+
+    def _rebuild(self, chunks: list[Chunk], state: tuple[str, int]) -> None:
         with self._transaction():
             self._db.execute("DELETE FROM chunks")
             self._db.execute("DELETE FROM terms")
             self._add(chunks)
             self._set_state(state)
+
+    def copy_from(self, path: Path, state: tuple[str, int]) -> bool:
+        """Replace everything by the content of the index at ``path`` (built aside), in one
+        transaction, if that index mirrors ``state``; False if it cannot be used."""
+        try:
+            with contextlib.closing(sqlite3.connect(path)) as src:
+                meta = dict(src.execute("SELECT key, value FROM meta").fetchall())
+            if (meta.get("collection"), int(meta.get("generation", -1))) != tuple(state):
+                return False
+        except (sqlite3.Error, ValueError):
+            return False
+        for attempt in range(2):
+            try:
+                self._copy(path)
+                return True
+            except sqlite3.DatabaseError:
+                if attempt:
+                    raise
+                with self._lock:
+                    self._recreate()
+        return False
+
+    def _copy(self, path: Path) -> None:
+        with self._lock:
+            self._db.execute("ATTACH DATABASE ? AS src", (str(path),))
+        try:
+            with self._transaction():
+                self._db.execute("DELETE FROM chunks")
+                self._db.execute("DELETE FROM terms")
+                self._db.execute('INSERT INTO chunks (rowid, id, source, start, "end", text) '
+                                 'SELECT rowid, id, source, start, "end", text FROM src.chunks')
+                self._db.execute("INSERT INTO terms (rowid, words) "
+                                 "SELECT rowid, words FROM src.terms")
+                self._db.execute("DELETE FROM meta")
+                self._db.execute("INSERT INTO meta SELECT key, value FROM src.meta")
+        finally:
+            with self._lock:
+                self._db.execute("DETACH DATABASE src")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -115,15 +245,15 @@ class LexicalIndex:
         if not terms:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        rows = self._db.execute(
+        rows = self._rows(
             'SELECT c.id, c.source, c.start, c."end", c.text, -bm25(terms) AS score '
             "FROM terms JOIN chunks c ON c.rowid = terms.rowid "
-            "WHERE terms MATCH ? ORDER BY bm25(terms) LIMIT ?", (match, k)).fetchall()
+            "WHERE terms MATCH ? ORDER BY bm25(terms) LIMIT ?", (match, k))
         return [(Chunk(*row[:5]), float(row[5])) for row in rows]
 
     def doc_freq(self, word: str) -> int:
-        row = self._db.execute("SELECT doc FROM vocab WHERE term = ?", (_term(word),)).fetchone()
-        return row[0] if row else 0
+        rows = self._rows("SELECT doc FROM vocab WHERE term = ?", (_term(word),))
+        return rows[0][0] if rows else 0
 
     def rare_terms(self, query: str, max_share: float = 0.2) -> list[str]:
         """Query words that occur in the corpus, but in few chunks: names, figures, topics."""
@@ -147,13 +277,16 @@ class LexicalIndex:
         return known_word(word, _Vocabulary(self))
 
     def first_chunk(self, source: str) -> Chunk | None:
-        row = self._db.execute('SELECT id, source, start, "end", text FROM chunks '
-                               "WHERE source = ? ORDER BY start LIMIT 1", (source,)).fetchone()
-        return Chunk(*row) if row else None
+        rows = self._rows('SELECT id, source, start, "end", text FROM chunks '
+                          "WHERE source = ? ORDER BY start LIMIT 1", (source,))
+        return Chunk(*rows[0]) if rows else None
 
     def chunks(self) -> Iterable[Chunk]:
-        for row in self._db.execute('SELECT id, source, start, "end", text FROM chunks'):
+        for row in self._rows('SELECT id, source, start, "end", text FROM chunks'):
             yield Chunk(*row)
+
+    def ids(self) -> set[str]:
+        return {row[0] for row in self._rows("SELECT id FROM chunks")}
 
 
 class _Vocabulary:
@@ -166,7 +299,7 @@ class _Vocabulary:
         return isinstance(word, str) and self._index.doc_freq(word) > 0
 
     def starting_with(self, prefix: str) -> list[str]:
-        rows = self._index._db.execute(
+        rows = self._index._rows(
             "SELECT term FROM vocab WHERE term >= ? AND term < ? LIMIT 200",
-            (prefix, prefix + "\U0010ffff")).fetchall()
+            (prefix, prefix + "\U0010ffff"))
         return [r[0] for r in rows]

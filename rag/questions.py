@@ -67,3 +67,36 @@ def unknown_terms(question: str, vocabulary: Vocabulary) -> list[str]:
 
 def premise_note(unknown: list[str]) -> str:
     return f"Note: the documents don't mention {', '.join(unknown)}."
+
+
+_CONNECTOR = re.compile(r"^\s*(and|but|so|also|then|what about|how about)\b", re.I)
+_REFERENCE = re.compile(r"\b(it|its|that|this|he|him|his|she|her|they|them|their|those|these|"
+                        r"there|the same)\b", re.I)
+_GENERIC = {"say", "said", "says", "mention", "mentioned", "mean", "meant", "do", "does", "did",
+            "happen", "happened", "about", "else", "more", "other", "exactly", "really"}
+
+
+def read_follow_up(question: str, previous: list[str], vocabulary: Vocabulary | None = None
+                   ) -> str:
+    """How to read ``question`` after the ``previous`` questions of a conversation: joined to
+    the last one only when it cannot stand on its own ('And who said that?', 'What else?'),
+    otherwise unchanged.
+
+    A question stands on its own when it names something (a name or figure) or when one of
+    its content words (not a pronoun, not a generic verb) occurs in the corpus ``vocabulary``:
+    'Does it have a coastline?' is a new question about the coastline, not a follow-up.
+    """
+    if not previous:
+        return question
+    if not _CONNECTOR.search(question):
+        if not _REFERENCE.search(question):
+            return question
+        names = [m.group(0) for m in _NAME_OR_FIGURE.finditer(question)
+                 if not _SENTENCE_START.search(question[:m.start()])]
+        if names:
+            return question
+        own = [w for w in words(question)
+               if w not in STOPWORDS and w not in _GENERIC and not _REFERENCE.fullmatch(w)]
+        if own and (vocabulary is None or any(vocabulary.knows(w) for w in own)):
+            return question
+    return f"{previous[-1].rstrip()} {question.lstrip()}"

@@ -15,7 +15,16 @@ import tiktoken
 _ABBREV = {"dr", "mr", "mrs", "ms", "st", "prof", "jr", "sr", "vs", "etc", "inc", "corp", "no",
            "e.g", "i.e", "u.s", "u.k", "u.n", "a.m", "p.m", "jan", "feb", "mar", "apr", "jun",
            "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
-_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)|\n\s*\n|\n")
+# A sentence ends at ., ! or ? (with any closing quotes or brackets) followed by white space
+# (group 1), and at line breaks. The second alternative swallows a run of end marks that is
+# not followed by white space in one step, so that such a run is not re-scanned from each of
+# its characters (quadratic for, say, a long line of dots).
+_END = re.compile(r"([.!?]++[\"'”’)\]]*+)(?=\s)|[.!?]++[\"'”’)\]]*+|\n\s*\n|\n")
+# The word before a period. The search looks back at most _ABBREV_WINDOW characters, not to
+# the sentence's start: a word cut to that many is still too long to be an abbreviation (at
+# most 4) or an initial, so the answer is the same at a constant cost per period.
+_BEFORE_DOT = re.compile(r"([\w.]+)\.$")
+_ABBREV_WINDOW = 8
 
 STOPWORDS = frozenset("""
 a about above according after again against all also although am an and any are as at based be
@@ -56,9 +65,13 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     spans: list[tuple[int, int]] = []
     cur = start
     for m in _END.finditer(text, start, end):
+        first = text[m.start()]
+        if first != "\n" and m.group(1) is None:
+            continue  # end marks not followed by white space
         stop = m.end()
-        if m.group(0)[0] == ".":
-            word = re.search(r"([\w.]+)\.$", text[cur:m.start() + 1])
+        if first == ".":
+            dot = m.start()
+            word = _BEFORE_DOT.search(text, max(cur, dot - _ABBREV_WINDOW), dot + 1)
             w = word.group(1).lower() if word else ""
             if w in _ABBREV or (len(w) == 1 and w.isalpha()):
                 continue

@@ -50,6 +50,18 @@ class Citation:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Disagreement:
+    """The documents disagree: citation ``said`` (what the answer rests on) and citation
+    ``other`` (a passage about the same subject with a different figure)."""
+
+    said: int
+    other: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class Answer:
     """What the assistant says: text with ``[n]`` markers, or an abstention."""
@@ -64,6 +76,8 @@ class Answer:
     raw: str = ""  # the model's unchecked output
     timings: dict[str, float] = field(default_factory=dict)
     fallback: bool = False  # no model answer: verbatim quotes of the best passages
+    read_as: str = ""  # a follow-up question as it was understood, when it was rewritten
+    disagreements: list[Disagreement] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,4 +85,7 @@ class Answer:
             "abstained": self.abstained,
             "fallback": self.fallback,
             "citations": [c.to_dict() for c in self.citations],
+            **({"read_as": self.read_as} if self.read_as else {}),
+            **({"disagreements": [d.to_dict() for d in self.disagreements]}
+               if self.disagreements else {}),
         }

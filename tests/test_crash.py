@@ -8,10 +8,12 @@ build: same chunks, same offsets, no duplicates, no orphans, the lexical index i
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -58,7 +60,7 @@ def _ingest_cmd(settings: Settings) -> tuple[list[str], dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict, float]:
-    """The corpus, its fresh-build snapshot, and how long a full subprocess ingest takes."""
+    """The corpus, its fresh-build snapshot, and how long a full subprocess ingest took."""
     root = tmp_path_factory.mktemp("big")
     settings = Settings.load(corpus_dir=_big_corpus(root / "corpus"), store_dir=root / "fresh")
     cmd, env = _ingest_cmd(settings)
@@ -79,32 +81,61 @@ def _queued(settings: Settings) -> int:
         return 0
 
 
-# (when, share): after `share` of the full run time (loading, embedding), or once `share` of
-# the chunks have been written to Chroma (the write phase, a second or two long).
-KILL_POINTS = [("time", 0.3), ("time", 0.7), ("written", 0.1), ("written", 0.5),
+class Progress:
+    """What an ingest subprocess has printed on stderr so far (its tqdm progress), read by a
+    thread so that the kill points are events of the run, not guesses from a clock."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.text = ""
+        self.proc = proc
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        fd = self.proc.stderr.fileno()
+        while chunk := os.read(fd, 4096):
+            self.text += chunk.decode(errors="replace")
+
+    def embedded_share(self) -> float | None:
+        """How far the 'Embedding' bar has got (0..1), None before it appears."""
+        if "Embedding" not in self.text:
+            return None
+        done = re.findall(r"Embedding:\s*(\d+)%", self.text)
+        return int(done[-1]) / 100 if done else 0.0
+
+
+# (when, share): once the embedding bar shows `share` done (the load and embed phase), or once
+# `share` of the chunks have been written to Chroma (the write phase, a second or two long).
+KILL_POINTS = [("embedded", 0.0), ("embedded", 0.5), ("written", 0.1), ("written", 0.5),
                ("written", 0.9)]
 
 
 @pytest.mark.parametrize(("when", "share"), KILL_POINTS)
 def test_kill_9_mid_ingest_then_rerun_equals_a_fresh_build(big, tmp_path, embeddings, when,
                                                            share):
-    fresh_settings, fresh, full_seconds = big
+    fresh_settings, fresh, _ = big
     settings = fresh_settings.replace(store_dir=tmp_path / "store")
     cmd, env = _ingest_cmd(settings)
     proc = subprocess.Popen(cmd, env=env, cwd=PROJECT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    if when == "time":
-        time.sleep(share * full_seconds)
-    else:
-        while _queued(settings) < share * fresh["count"] and proc.poll() is None:
-            time.sleep(0.005)
+                            stderr=subprocess.PIPE)
+    progress = Progress(proc)
+    while proc.poll() is None:
+        if when == "embedded":
+            done = progress.embedded_share()
+            if done is not None and done >= share:
+                break
+        elif _queued(settings) >= share * fresh["count"]:
+            break
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     stored = make_store(settings, create=True).count()  # opens after the kill: not corrupt
     print(f"killed ({when} {share:.0%}): {stored} of {fresh['count']} chunks stored")
-    assert proc.returncode == -signal.SIGKILL  # it was killed, not finished
+    assert proc.returncode == -signal.SIGKILL, progress.text[-500:]  # killed, not finished
     if when == "written":
         assert 0 < stored < fresh["count"]  # really mid-write
+    else:
+        assert stored == 0  # still embedding: nothing written yet
 
     report = ingest(settings=settings, embeddings=embeddings, progress=False)  # the re-run
     after = _snapshot(settings)

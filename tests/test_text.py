@@ -1,4 +1,10 @@
-from rag.text import clause_spans, known_word, sentence_spans, words
+import re
+import time
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag.text import _ABBREV, clause_spans, known_word, sentence_spans, words
 
 
 def spans_text(text):
@@ -33,3 +39,76 @@ def test_clauses_split_at_punctuation():
     text = "“Quote here now,” argues Dr. Almas Miriev, a specialist at Georgetown University."
     got = [text[a:b] for a, b in clause_spans(text, 0, len(text))]
     assert "a specialist at Georgetown University." in got
+
+
+# --- linear time ----------------------------------------------------------------------------
+
+_REFERENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)|\n\s*\n|\n")
+
+
+def reference_sentence_spans(text, start=0, end=None):
+    """The original (quadratic) splitter, kept as the specification of the linear one."""
+    end = len(text) if end is None else end
+    spans = []
+    cur = start
+    for m in _REFERENCE_END.finditer(text, start, end):
+        stop = m.end()
+        if m.group(0)[0] == ".":
+            word = re.search(r"([\w.]+)\.$", text[cur:m.start() + 1])
+            w = word.group(1).lower() if word else ""
+            if w in _ABBREV or (len(w) == 1 and w.isalpha()):
+                continue
+        a, b = cur, stop
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if b > a:
+            spans.append((a, b))
+        cur = stop
+    a, b = cur, end
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    if b > a:
+        spans.append((a, b))
+    return spans
+
+
+sentence_text = st.lists(
+    st.sampled_from(list("ab XY.,!?\n\t'\")]’”\u2028\x1c3_é漢") +
+                    ["Dr. ", "U.S. ", "e.g. ", "Sept. ", "x. ", "...", "?! ", "\n\n", " \n \n",
+                     "word ", "Supercalifragilistic. "]),
+    max_size=120).map("".join)
+
+
+@given(sentence_text, st.integers(0, 5), st.integers(0, 5))
+@settings(max_examples=300, deadline=None)
+def test_sentence_spans_match_the_reference_splitter(text, cut_start, cut_end):
+    assert sentence_spans(text) == reference_sentence_spans(text)
+    start, end = min(cut_start, len(text)), max(0, len(text) - cut_end)
+    if start <= end:
+        assert sentence_spans(text, start, end) == reference_sentence_spans(text, start, end)
+
+
+def test_long_words_before_a_period_are_not_abbreviations():
+    text = "It is Supercalifragilisticexpialidocious. Then the U.S. agreed. Dr. No left."
+    assert spans_text(text) == ["It is Supercalifragilisticexpialidocious.",
+                                "Then the U.S. agreed.", "Dr. No left."]
+
+
+def test_sentence_spans_are_linear_on_pathological_input():
+    """A run of end marks without white space (the end-of-sentence pattern used to re-scan it
+    from each of its characters), initials ('x. ' never ends a sentence, and each period used
+    to look back at the whole sentence for an abbreviation) and blank lines. The bound is
+    generous: it guards against quadratic blowup (hours at these sizes), not a speed claim."""
+    cases = {"dots": "." * 5_000_000, "marks": "?!" * 2_500_000, "initials": "x. " * 400_000,
+             "blank lines": ("A line.\n\n\n\n" + " \n" * 20) * 20_000}
+    for name, text in cases.items():
+        t0 = time.process_time()
+        spans = sentence_spans(text)
+        assert time.process_time() - t0 < 20, name
+        assert spans and all(text[a:b].strip() == text[a:b] for a, b in spans), name
+    assert len(sentence_spans(cases["initials"])) == 1
+    assert len(sentence_spans(cases["blank lines"])) == 20_000

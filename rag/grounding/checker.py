@@ -25,7 +25,17 @@ import numpy as np
 from ..embeddings import LocalEmbeddings
 from ..text import content_words, known_word
 from ..types import Citation, Passage
-from .claims import Claim, echoes, facts, is_meta, missing_facts, negates, parse_claims, terms
+from .claims import (
+    Claim,
+    echoes,
+    facts,
+    is_instruction,
+    is_meta,
+    missing_facts,
+    negates,
+    parse_claims,
+    terms,
+)
 from .policy import SupportPolicy
 from .quotes import QuoteIndexer, QuoteSpan
 
@@ -144,8 +154,9 @@ class Checker:
         claim_words = set(content_words(claim))
         best: Support | None = None
         for span, sim in zip(index.spans, sims, strict=True):
-            if missing_facts(claim, index.sentence_of(span)) - given:
-                continue
+            sentence = index.sentence_of(span)
+            if missing_facts(claim, sentence) - given or is_instruction(sentence):
+                continue  # an instruction planted in a document is no evidence of anything
             quote = index.text(span)
             have = terms(quote)
             overlap = (sum(known_word(w, have) for w in claim_words) / len(claim_words)

@@ -1,0 +1,156 @@
+"""Passages that say otherwise: for an answer sentence that states a figure, a sentence of another
+passage (or elsewhere in the same one) about the same subject that gives a different figure of
+the same kind ("$3.2 billion" in the article, "$9 billion" in a brief)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..text import content_words
+from ..types import Citation, Disagreement, Passage
+from .checker import Checked, Support
+from .claims import is_instruction
+from .quotes import QuoteIndex
+
+_SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k": 1e3,
+          "m": 1e6, "bn": 1e9}
+_UNITS = r"(?:gw|mw|kw|gigawatts?|megawatts?|km|kilometers?|kilometres?|miles?|tons?|tonnes?|" \
+         r"percent|per cent|%|people|troops|soldiers|passengers|jobs|students|workers)"
+_FIGURE = re.compile(
+    r"(?P<cur>[$€£])?\s?(?P<num>\d[\d,]*(?:\.\d+)?)\s*(?P<scale>thousand|million|billion|"
+    r"trillion|bn|k|m)?\b\s*(?P<unit>" + _UNITS + r")?", re.I)
+# comparable units as one kind, in one scale: (kind, factor)
+_UNIT_OF = {"gw": ("power", 1e3), "gigawatt": ("power", 1e3), "mw": ("power", 1.0),
+            "megawatt": ("power", 1.0), "kw": ("power", 1e-3), "km": ("length", 1.0),
+            "kilometer": ("length", 1.0), "kilometre": ("length", 1.0),
+            "mile": ("length", 1.609), "ton": ("mass", 1.0), "tonne": ("mass", 1.0)}
+_FIGURE_WORDS = set(_SCALE) | {"dollars", "dollar", "usd", "worth", "valued", "value"}
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Answer sentence ``claim`` (index into the checked sentences) rests on ``said``; ``other``
+    is a quote about the same subject with a different figure."""
+
+    claim: int
+    said: Support
+    other: Support
+
+
+def figures(text: str) -> dict[str, set[float]]:
+    """Money amounts, percentages and quantities with a unit in ``text``, by kind (years and
+    bare counts are left out: two different years are rarely a disagreement)."""
+    out: dict[str, set[float]] = {}
+    for m in _FIGURE.finditer(text):
+        try:
+            value = float(m.group("num").replace(",", ""))
+        except ValueError:
+            continue
+        scale = (m.group("scale") or "").lower()
+        unit = (m.group("unit") or "").lower()
+        if m.group("cur"):
+            kind = "money"
+        elif unit in ("%", "percent", "per cent"):
+            kind = "percent"
+        elif unit:
+            kind, factor = _UNIT_OF.get(unit.rstrip("s"), (unit.rstrip("s"), 1.0))
+            value *= factor
+        elif scale in ("million", "billion", "trillion", "bn"):
+            kind = "amount"
+        else:
+            continue  # a year, a rank, a bare count
+        out.setdefault(kind, set()).add(value * _SCALE.get(scale, 1.0))
+    return out
+
+
+def _disagree(a: dict[str, set[float]], b: dict[str, set[float]]) -> bool:
+    """Some kind of figure both give, with no value in common."""
+    return any(kind in b and not (values & b[kind]) for kind, values in a.items())
+
+
+def _subject(text: str) -> set[str]:
+    return {w for w in content_words(text) if not any(ch.isdigit() for ch in w)
+            and w not in _FIGURE_WORDS}
+
+
+def find_conflicts(sentences: list[tuple[str, list[Support]]], passages: list[Passage],
+                   quotes: Callable[[Passage], QuoteIndex],
+                   encode: Callable[[list[str]], np.ndarray], min_similarity: float = 0.5,
+                   min_shared: int = 2) -> list[Conflict]:
+    """For each answer sentence that states a figure, the most similar sentence of
+    ``passages`` (same subject: at least ``min_shared`` content words in common and a cosine of
+    ``min_similarity`` to the answer sentence or its quote) that gives a different figure of the
+    same kind."""
+    out: list[Conflict] = []
+    todo = [i for i, (claim, supports) in enumerate(sentences) if supports and figures(claim)]
+    if not todo:
+        return out
+    indexes = [quotes(p) for p in passages]
+    claim_vectors = dict(zip(todo, encode([sentences[i][0] for i in todo]), strict=True))
+    for ci in todo:
+        claim, supports = sentences[ci]
+        stated = figures(claim)
+        said = supports[0]
+        said_index = quotes(said.passage)
+        rows = [i for i in said_index.sentences()
+                if said_index.spans[i].sentence_start == said.span.sentence_start]
+        if not rows:
+            continue
+        vector = said_index.vectors[rows[0]]
+        subject = _subject(said.sentence) | _subject(claim)
+        best: Support | None = None
+        for index in indexes:
+            for i in index.sentences():
+                span = index.spans[i]
+                same = (index.passage.source == said.passage.source
+                        and index.passage.start + span.sentence_start == said.passage.start
+                        + said.span.sentence_start)
+                sentence = index.sentence_of(span)
+                if same or is_instruction(sentence):
+                    continue
+                if not _disagree(stated, figures(sentence)):
+                    continue
+                if len(subject & _subject(sentence)) < min_shared:
+                    continue
+                sim = float(max(index.vectors[i] @ vector, index.vectors[i] @ claim_vectors[ci]))
+                if sim >= min_similarity and (best is None or sim > best.score):
+                    best = Support(index.passage, span, sim)
+        if best is not None:
+            out.append(Conflict(ci, said, best))
+    return out
+
+
+def with_disagreements(checked: Checked, conflicts: list[Conflict]) -> Checked:
+    """``checked`` with, after each sentence that has a conflict, a sentence quoting the other
+    side: 'However, brief.txt says: “…” [n].'"""
+    if not conflicts:
+        return checked
+    by_claim = {c.claim: c for c in conflicts}
+    sentences: list[tuple[str, list[Support]]] = []
+    for i, sentence in enumerate(checked.sentences):
+        sentences.append(sentence)
+        if (c := by_claim.get(i)) is not None:
+            other = c.other.whole_sentence()
+            where = ("elsewhere the same document" if other.passage.source == c.said.passage.source
+                     else other.passage.source)
+            sentences.append((f"However, {where} says: \u201c{other.quote.strip().rstrip('.')}"
+                              "\u201d", [other]))
+    return Checked(sentences=sentences, dropped=checked.dropped,
+                   contradicted=checked.contradicted)
+
+
+def disagreements(conflicts: list[Conflict], citations: list[Citation]) -> list[Disagreement]:
+    """The conflicts as pairs of citation numbers of the assembled answer."""
+    number = {(c.chunk_id, c.start, c.end): c.n for c in citations}
+    out = []
+    for c in conflicts:
+        other = c.other.whole_sentence()
+        said = number.get((c.said.passage.chunk_id, c.said.start, c.said.end))
+        theirs = number.get((other.passage.chunk_id, other.start, other.end))
+        if said and theirs:
+            out.append(Disagreement(said, theirs))
+    return out
