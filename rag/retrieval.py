@@ -5,12 +5,17 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
+from langchain_core.runnables.config import run_in_executor
+from pydantic import ConfigDict, Field
 
 from .embeddings import LocalEmbeddings
 from .ingestion import IngestBusy, ingest_lock
@@ -98,18 +103,43 @@ class HybridSearcher:
 
 
 class HybridRetriever(BaseRetriever):
-    """The hybrid searcher as a LangChain retriever, for users composing their own chains."""
+    """The hybrid searcher as a LangChain retriever, for users composing their own chains.
+
+    ``k`` (a field, or a keyword of ``invoke``/``ainvoke``: ``retriever.invoke(q, k=1)``) is
+    the number of documents returned, at most: fewer if the index holds fewer matches. Each
+    ``Document`` has ``id`` = the chunk id and the ``Passage`` fields (source, offsets, fused,
+    dense and BM25 scores, rank) as metadata."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     searcher: HybridSearcher
-    k: int = 4
+    k: int = Field(default=4, ge=1)
 
-    def _get_relevant_documents(self, query: str, *,
-                                run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return [to_document(p) for p in self.searcher.search(query, self.k)]
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                k: int | None = None, **kwargs: Any) -> list[Document]:
+        k = self._k(k, kwargs)
+        return [to_document(p) for p in self.searcher.search(query, k)]
+
+    async def _aget_relevant_documents(self, query: str, *,
+                                       run_manager: AsyncCallbackManagerForRetrieverRun,
+                                       k: int | None = None, **kwargs: Any) -> list[Document]:
+        k = self._k(k, kwargs)
+        passages = await run_in_executor(None, self.searcher.search, query, k)
+        return [to_document(p) for p in passages]
+
+    def _k(self, k: int | None, kwargs: dict[str, Any]) -> int:
+        kwargs.pop("verbose", None)  # BaseRetriever.invoke reads it and passes it on
+        if kwargs:
+            raise TypeError(f"HybridRetriever takes k and no other search keyword: got "
+                            f"{', '.join(sorted(kwargs))}")
+        if k is None:
+            return self.k
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive integer, not {k!r}")
+        return k
 
 
 def to_document(p: Passage) -> Document:
+    """A passage as a LangChain document: its text, its id, its other fields as metadata."""
     meta = p.to_dict()
     text = meta.pop("text")
     return Document(page_content=text, metadata=meta, id=p.chunk_id)
