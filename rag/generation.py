@@ -13,9 +13,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_messages
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict
 
 from .models import model_file
 from .settings import Settings
@@ -313,6 +318,72 @@ class OpenAICompatibleLLM:
                                f"({exc})") from exc
         if not got_any:
             raise BackendError(f"the LLM server at {s.openai_base_url} returned an empty answer")
+
+
+class ChatModelLLM:
+    """Any LangChain chat model (``BaseChatModel``) as an ``LLM``: the prompt's role/content
+    dicts become LangChain messages, the model's ``stream`` gives the text. ``max_tokens`` is
+    passed on only to a model that has such a field left unset (otherwise the model's own
+    settings bound the answer). Any error of the model becomes a ``BackendError``, so the
+    assistant answers with labelled quotes instead. Callbacks of an enclosing LangChain run
+    reach the model (its run is a child run)."""
+
+    def __init__(self, model: BaseChatModel, name: str | None = None) -> None:
+        if not isinstance(model, BaseChatModel):
+            raise TypeError(f"expected a LangChain BaseChatModel, got {type(model).__name__}")
+        self.model = model
+        self.name = name or f"langchain:{model._llm_type}"
+
+    def warm_up(self) -> None:
+        """Nothing to load here: the chat model is ready or loads itself."""
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
+        kwargs: dict[str, Any] = {}
+        if "max_tokens" in type(self.model).model_fields and \
+                getattr(self.model, "max_tokens", None) is None:
+            kwargs["max_tokens"] = max_tokens
+        try:
+            for chunk in self.model.stream(convert_to_messages(messages), **kwargs):
+                text = str(chunk.text)
+                if text:
+                    yield text
+        except BackendError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any provider's error: the answer falls back
+            raise BackendError(f"the chat model {self.name} failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
+
+
+class LLMChatModel(BaseChatModel):
+    """An ``LLM`` of this project as a LangChain chat model, streaming its tokens. Inside a
+    LangChain run the assistant generates through it, so that callbacks see the generation as
+    a chat model run (``on_chat_model_start``, ``on_llm_new_token``, ``on_llm_end``)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    llm: Any  # an LLM (a Protocol, which pydantic cannot validate)
+    max_tokens: int = 256
+
+    @property
+    def _llm_type(self) -> str:
+        return str(getattr(self.llm, "name", "rag-llm"))
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any
+                ) -> Iterator[ChatGenerationChunk]:
+        roles = {"system": "system", "human": "user", "ai": "assistant"}
+        prompt = [{"role": roles.get(m.type, m.type), "content": str(m.text)} for m in messages]
+        any_text = False
+        for piece in self.llm.stream(prompt, int(kwargs.get("max_tokens", self.max_tokens))):
+            any_text = True
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+        if not any_text:  # an empty answer is an answer (the assistant abstains), not an error
+            yield ChatGenerationChunk(message=AIMessageChunk(content=""))
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any
+                  ) -> ChatResult:
+        text = "".join(str(c.message.content) for c in self._stream(messages, stop, **kwargs))
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
 
 def make_llm(settings: Settings) -> LLM:

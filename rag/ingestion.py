@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .chunking import chunk_text
-from .embeddings import LocalEmbeddings, default_embeddings
+from .embeddings import Embedder, default_embeddings
 from .lexical import LexicalIndex
 from .loaders import LoadError, discover, escape_name, load_text, relative_source
 from .settings import Settings
@@ -71,7 +71,7 @@ def ingest_lock(settings: Settings, wait: bool = False,
 
 
 def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
-           embeddings: LocalEmbeddings | None = None, rebuild: bool = False,
+           embeddings: Embedder | None = None, rebuild: bool = False,
            progress: bool = True, store: VectorStore | None = None) -> IngestReport:
     """Bring the index in line with ``paths`` (default: the corpus folder), in ``store``
     (default: ``make_store(settings)``, created if needed).
@@ -83,6 +83,7 @@ def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
     """
     settings = settings or Settings.load()
     embeddings = embeddings or default_embeddings()
+    embedder = (embeddings.name, embeddings.dimension)
     paths = [Path(p) for p in (paths or [settings.corpus_dir])]
     t0 = time.perf_counter()
     report = IngestReport()
@@ -93,9 +94,9 @@ def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
             # a rebuild never opens the current index (it may be damaged): it builds a new
             # one beside it, which replaces it only when complete (aside.publish() below)
             if rebuild:
-                store = aside = build_aside(settings)
+                store = aside = build_aside(settings, embedder)
             else:
-                store = make_store(settings, create=True)
+                store = make_store(settings, create=True, embedder=embedder)
         elif rebuild:
             store.clear()
         found, skipped = discover(paths, settings.max_file_bytes)
@@ -144,7 +145,8 @@ def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
             fresh = [c for c in chunks if c.id not in old]
             kept = [c for c in chunks if c.id in old]
             if fresh:
-                store.add(fresh, _stack([vec_of[c.id] for c in fresh]), root, sha, len(chunks))
+                store.add(fresh, _stack([vec_of[c.id] for c in fresh], embeddings.dimension),
+                          root, sha, len(chunks))
             if kept:
                 store.relabel(kept, root, sha, len(chunks))
             stale = old - {c.id for c in chunks}
@@ -176,7 +178,7 @@ def _why(exc: Exception) -> str:
     return f"could not be processed ({why[:200]})"
 
 
-def _stack(vectors: list):  # noqa: ANN202 - np.ndarray
+def _stack(vectors: list, dimension: int):  # noqa: ANN202 - np.ndarray
     import numpy as np
 
-    return np.stack(vectors) if vectors else np.zeros((0, LocalEmbeddings.dimension))
+    return np.stack(vectors) if vectors else np.zeros((0, dimension))

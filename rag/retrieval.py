@@ -17,7 +17,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field
 
-from .embeddings import LocalEmbeddings
+from .embeddings import Embedder
 from .ingestion import IngestBusy, ingest_lock
 from .lexical import LexicalIndex
 from .settings import Settings
@@ -37,7 +37,7 @@ def rrf(rankings: list[list[str]], weights: list[float], k: int = 60) -> dict[st
 class HybridSearcher:
     """Holds the store, the embedder and the on-disk lexical index that mirrors the store."""
 
-    def __init__(self, store: VectorStore, embeddings: LocalEmbeddings,
+    def __init__(self, store: VectorStore, embeddings: Embedder,
                  settings: Settings) -> None:
         self.store = store
         self.embeddings = embeddings
@@ -77,7 +77,7 @@ class HybridSearcher:
         # it runs in its own thread while the query is embedded and Chroma is asked; both
         # sides wait on I/O or native code that releases the GIL.
         lexical_job = self._pool.submit(self._lexical_search, query, s.k_lexical)
-        vec = self.embeddings.encode([query])[0] if query_vector is None else query_vector
+        vec = self.embeddings.encode_query(query) if query_vector is None else query_vector
         t1 = time.perf_counter()
         dense = self.store.query(vec, s.k_dense)
         t2 = time.perf_counter()

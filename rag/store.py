@@ -119,13 +119,16 @@ class VectorStore(Protocol):
         ...
 
 
-def make_store(settings: Settings, create: bool = False, reset: bool = False) -> VectorStore:
+def make_store(settings: Settings, create: bool = False, reset: bool = False,
+               embedder: tuple[str, int] | None = None) -> VectorStore:
     """Open the store the settings name. ``create``: make it if it does not exist; ``reset``:
-    empty it first (whatever it holds, even an index of another embedding model)."""
-    return ChunkStore(settings, create=create or reset, reset=reset)
+    empty it first (whatever it holds, even an index of another embedding model).
+    ``embedder``: (name, dimension) of the embedding model whose vectors it holds (default:
+    the local model); an index written with another is refused."""
+    return ChunkStore(settings, create=create or reset, reset=reset, embedder=embedder)
 
 
-def build_aside(settings: Settings) -> ChunkStore:
+def build_aside(settings: Settings, embedder: tuple[str, int] | None = None) -> ChunkStore:
     """A new, empty store beside the current one, which it replaces on ``publish()``; the
     current one is not opened (it may be damaged) and answers until then."""
     stamp = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -134,7 +137,7 @@ def build_aside(settings: Settings) -> ChunkStore:
     else:
         location = Location(settings.collection,
                             settings.store_dir / f"index-{settings.collection}-{stamp}")
-    return ChunkStore(settings, create=True, location=location)
+    return ChunkStore(settings, create=True, location=location, embedder=embedder)
 
 
 # -- where the index is --------------------------------------------------------------------
@@ -386,8 +389,10 @@ class ChunkStore:
     """Chunks in a Chroma collection, embedded outside Chroma (Chroma never embeds anything)."""
 
     def __init__(self, settings: Settings, create: bool = False, reset: bool = False,
-                 location: Location | None = None) -> None:
+                 location: Location | None = None,
+                 embedder: tuple[str, int] | None = None) -> None:
         self.settings = settings
+        self.embedder = embedder or (MODEL_NAME, DIMENSION)  # (name, dimension)
         self.aside = location is not None  # built aside: not current until published
         self._server = _http_client(settings) if settings.chroma_url else None
         self._slot = _Slot()
@@ -435,7 +440,7 @@ class ChunkStore:
                     raise StoreError(f"no index found ({where}): run `rag ingest` first"
                                      ) from exc
                 raise self._error(exc, location) from exc
-            _check_compatible(collection)
+            _check_compatible(collection, self.embedder)
             self._probe(collection, location)
         except BaseException:
             if handle is not None:
@@ -454,7 +459,7 @@ class ChunkStore:
         if create:
             return client.get_or_create_collection(
                 location.collection, embedding_function=None,
-                metadata={"embedding_model": MODEL_NAME, "dimension": DIMENSION,
+                metadata={"embedding_model": self.embedder[0], "dimension": self.embedder[1],
                           "schema": SCHEMA_VERSION, "generation": 0},
                 configuration={"hnsw": {"space": "cosine"}})
         return client.get_collection(location.collection, embedding_function=None)
@@ -463,7 +468,7 @@ class ChunkStore:
         """Read the vector index once, so that a damaged one fails here, clearly."""
         try:
             if collection.count():
-                collection.query(query_embeddings=[[1.0] + [0.0] * (DIMENSION - 1)],
+                collection.query(query_embeddings=[[1.0] + [0.0] * (self.embedder[1] - 1)],
                                  n_results=1, include=[])
         except Exception as exc:  # noqa: BLE001 - chromadb's InternalError and others
             raise self._error(exc, location) from exc
@@ -765,13 +770,14 @@ class ChunkStore:
                 shutil.rmtree(old.path, ignore_errors=True)
 
 
-def _check_compatible(collection: Any) -> None:
+def _check_compatible(collection: Any, embedder: tuple[str, int]) -> None:
     meta = collection.metadata or {}
-    if meta.get("embedding_model") != MODEL_NAME or int(meta.get("dimension", 0)) != DIMENSION:
+    name, dimension = embedder
+    if meta.get("embedding_model") != name or int(meta.get("dimension", 0)) != dimension:
         raise StoreError(
             f"the index was built with embedding model {meta.get('embedding_model')!r} "
-            f"({meta.get('dimension')} dims), this version uses {MODEL_NAME!r} "
-            f"({DIMENSION} dims): rebuild it with `rag ingest --rebuild`")
+            f"({meta.get('dimension')} dims), this one uses {name!r} "
+            f"({dimension} dims): rebuild it with `rag ingest --rebuild`")
     if int(meta.get("schema", 0)) != SCHEMA_VERSION:
         raise StoreError(f"the index has schema {meta.get('schema')}, this version needs "
                          f"{SCHEMA_VERSION}: rebuild it with `rag ingest --rebuild`")

@@ -99,7 +99,7 @@ def test_a_missing_index_names_the_fix(tmp_path):
 
 def test_an_index_from_another_embedding_model_is_refused(settings, embeddings, monkeypatch):
     with monkeypatch.context() as m:  # an index written by a version with another model
-        m.setattr(rag.store, "MODEL_NAME", "other")
+        m.setattr(embeddings, "name", "other")
         ingest(settings=settings, embeddings=embeddings, progress=False)
     with pytest.raises(StoreError, match="--rebuild"):
         make_store(settings)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..embeddings import LocalEmbeddings
+from ..embeddings import Embedder
 from ..text import content_words, known_word
 from ..types import Citation, Passage
 from .claims import (
@@ -83,7 +83,7 @@ class Checked:
 class Checker:
     """Decides, sentence by sentence, what of the model's output the passages support."""
 
-    def __init__(self, embeddings: LocalEmbeddings, policy: SupportPolicy | None = None,
+    def __init__(self, embeddings: Embedder, policy: SupportPolicy | None = None,
                  quotes: QuoteIndexer | None = None,
                  entails: Callable[[str, str], bool] | None = None) -> None:
         self.embeddings = embeddings

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..embeddings import LocalEmbeddings
+from ..embeddings import Embedder
 from ..text import clause_spans, sentence_spans
 from ..types import Passage
 
@@ -87,7 +87,7 @@ def candidate_spans(text: str) -> tuple[QuoteSpan, ...]:
 class QuoteIndexer:
     """Builds quote indexes, embedding each passage's spans once (cached per chunk span)."""
 
-    def __init__(self, embeddings: LocalEmbeddings, max_cached: int = 4096) -> None:
+    def __init__(self, embeddings: Embedder, max_cached: int = 4096) -> None:
         self.embeddings = embeddings
         self.max_cached = max_cached
         self._cache: dict[tuple[str, int, int], QuoteIndex] = {}
