@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 import time
@@ -9,10 +10,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
+from langchain_core.runnables.config import ensure_config, get_callback_manager_for_config
 
-from .embeddings import LocalEmbeddings, default_embeddings
-from .generation import LLM, NOT_FOUND, OVERVIEW_HINT, BackendError, build_messages, make_llm
+from .chain import AnswerRunnable, ChainInput
+from .embeddings import Embedder, as_embedder, default_embeddings
+from .generation import (
+    LLM,
+    NOT_FOUND,
+    OVERVIEW_HINT,
+    BackendError,
+    ChatModelLLM,
+    LLMChatModel,
+    build_messages,
+    make_llm,
+)
 from .grounding import Checked, Checker, QuoteIndexer, Support, SupportPolicy, assemble
 from .grounding.conflicts import disagreements, find_conflicts, with_disagreements
 from .grounding.entailment import Entailment
@@ -27,7 +41,7 @@ from .questions import (
     read_follow_up,
     unknown_terms,
 )
-from .retrieval import HybridRetriever, HybridSearcher
+from .retrieval import HybridRetriever, HybridSearcher, to_document
 from .settings import Settings
 from .store import VectorStore, make_store
 from .text import count_tokens, normalize
@@ -52,16 +66,20 @@ class Assistant:
     >>> answer = assistant.ask("How much is the Boeing deal worth?")
     >>> answer.text, [c.quote for c in answer.citations]
 
-    Every part can be swapped: ``llm`` (any ``generation.LLM``), ``embeddings``, ``store``
+    Every part can be swapped: ``llm`` (any ``generation.LLM``, or any LangChain
+    ``BaseChatModel``, wrapped in ``generation.ChatModelLLM``), ``embeddings`` (any
+    ``embeddings.Embedder``, or any LangChain ``Embeddings``, wrapped in
+    ``embeddings.LangChainEmbeddings``; an index is tied to the model that built it), ``store``
     (any ``store.VectorStore``), ``policy`` (the checker's thresholds).
     """
 
-    def __init__(self, settings: Settings | None = None, llm: LLM | None = None,
-                 embeddings: LocalEmbeddings | None = None, store: VectorStore | None = None,
-                 policy: SupportPolicy | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, llm: LLM | BaseChatModel | None = None,
+                 embeddings: Embedder | Embeddings | None = None,
+                 store: VectorStore | None = None, policy: SupportPolicy | None = None) -> None:
         self.settings = settings or Settings.load()
-        self.embeddings = embeddings or default_embeddings()
-        self._llm = llm
+        self.embeddings: Embedder = (default_embeddings() if embeddings is None
+                                     else as_embedder(embeddings))
+        self._llm: LLM | None = ChatModelLLM(llm) if isinstance(llm, BaseChatModel) else llm
         self._store = store
         self._own_store = store is None  # opened here, so reopened after an ingest
         self._searcher: HybridSearcher | None = None
@@ -88,7 +106,8 @@ class Assistant:
     @property
     def store(self) -> VectorStore:
         if self._store is None:
-            self._store = make_store(self.settings)
+            self._store = make_store(self.settings, embedder=(self.embeddings.name,
+                                                              self.embeddings.dimension))
         return self._store
 
     @property
@@ -101,9 +120,12 @@ class Assistant:
         """The hybrid search as a LangChain ``BaseRetriever``."""
         return HybridRetriever(searcher=self.searcher, k=self.settings.k)
 
-    def as_runnable(self) -> Runnable[str, Answer]:
-        """The whole chain as a LangChain ``Runnable``: question in, ``Answer`` out."""
-        return RunnableLambda(self.ask, name="cited_answer")
+    def as_runnable(self) -> Runnable[ChainInput, Answer]:
+        """The whole chain as a LangChain ``Runnable`` (``chain.AnswerRunnable``): a question
+        or ``{"question": ..., "chat_history": [...]}`` in, the checked ``Answer`` out;
+        ``stream`` yields the model's text (``str``) as it comes, then the ``Answer``.
+        Retrieval and generation are child runs of its run."""
+        return AnswerRunnable(self)
 
     def warm_up(self) -> None:
         """Load the embedder, the index and the LLM now rather than on the first question."""
@@ -149,7 +171,7 @@ class Assistant:
                 ) -> Answer:
         s = self.settings
         with clock.stage("retrieve"):
-            retrieved = self.searcher.search(q, s.k, timings=clock.times)
+            retrieved = self._search(q, clock.times)
 
         with clock.stage("gate"):
             lexical = self.searcher.lexical()  # in step with the store: checked once here
@@ -163,7 +185,7 @@ class Assistant:
             if context is None and overview:
                 context = self._with_opening(retrieved)
             elif context is None and s.focus_sentences > 0:
-                qvec = self.embeddings.encode([q])[0]
+                qvec = self.embeddings.encode_query(q)
                 context = [focus(p, qvec, s.focus_sentences, self.checker.quotes)
                            for p in retrieved]
             elif context is None:
@@ -174,7 +196,7 @@ class Assistant:
         t_gen = time.perf_counter()
         pieces: list[str] = []
         try:
-            for piece in self.llm.stream(messages, s.max_tokens):
+            for piece in self._generate(messages):
                 if not pieces:
                     clock.mark("first_token", t_gen)
                 pieces.append(piece)
@@ -245,7 +267,10 @@ class Assistant:
             finally:
                 q.put(None)
 
-        threading.Thread(target=run, daemon=True).start()
+        # in the caller's context: the callbacks of an enclosing LangChain run reach the
+        # retrieval and generation runs
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(run,), daemon=True).start()
         try:
             while (piece := q.get()) is not None:
                 yield piece
@@ -278,6 +303,30 @@ class Assistant:
         return self._whole[1]
 
     # -- helpers ---------------------------------------------------------------------------
+    def _search(self, question: str, timings: dict[str, float]) -> list[Passage]:
+        """The top k passages; inside a LangChain run (``as_runnable``, or any chain that
+        calls ``ask``), reported to its callbacks as a retriever run."""
+        config = ensure_config()
+        if config.get("callbacks") is None:
+            return self.searcher.search(question, self.settings.k, timings=timings)
+        run = get_callback_manager_for_config(config).on_retriever_start(
+            None, question, name=HybridRetriever.__name__)
+        try:
+            passages = self.searcher.search(question, self.settings.k, timings=timings)
+        except BaseException as exc:
+            run.on_retriever_error(exc)
+            raise
+        run.on_retriever_end([to_document(p) for p in passages])
+        return passages
+
+    def _generate(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        """The model's text as it streams; inside a LangChain run, as a chat model run (a
+        LangChain chat model's own run, or this project's LLM through ``LLMChatModel``)."""
+        llm, max_tokens = self.llm, self.settings.max_tokens
+        if isinstance(llm, ChatModelLLM) or ensure_config().get("callbacks") is None:
+            return llm.stream(messages, max_tokens)
+        return _text_of(LLMChatModel(llm=llm, max_tokens=max_tokens).stream(messages))
+
     def _relevant(self, question: str, passages: list[Passage]) -> bool:
         """The gate: some passage is semantically close, or the question names something
         rare in the corpus (dense similarity is weak on bare names like 'Almas Miriev')."""
@@ -302,7 +351,7 @@ class Assistant:
                   clock: Stopwatch) -> Answer:
         """No model answer: the closest sentence of each of the two best passages, verbatim
         and labelled."""
-        qvec = self.embeddings.encode([question])[0]
+        qvec = self.embeddings.encode_query(question)
         checked = Checked()
         for passage in passages[:2]:
             index = self.checker.quotes(passage)
@@ -321,6 +370,16 @@ class Assistant:
                  clock: Stopwatch) -> Answer:
         text = f"{ABSTAIN[:-1]}: they don't mention {', '.join(unknown)}." if unknown else ABSTAIN
         return Answer(text, True, [], passages, reason=reason, timings=clock.result())
+
+
+def _text_of(chunks: Iterator) -> Iterator[str]:  # noqa: ANN001 - AIMessageChunk stream
+    """The text of a chat model's message chunks; closing this closes the model's stream."""
+    try:
+        for chunk in chunks:
+            if text := str(chunk.text):
+                yield text
+    finally:
+        chunks.close()
 
 
 def _shown(retrieved: list[Passage], context: list[Passage], citations: list[Citation]
