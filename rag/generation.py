@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import httpx
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_messages
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict
@@ -355,9 +355,11 @@ class ChatModelLLM:
 
 
 class LLMChatModel(BaseChatModel):
-    """An ``LLM`` of this project as a LangChain chat model, streaming its tokens. Inside a
+    """An ``LLM`` of this project as a LangChain chat model, streaming its tokens (text only:
+    no tools, no structured output); ``stop`` sequences end the text before them. Inside a
     LangChain run the assistant generates through it, so that callbacks see the generation as
-    a chat model run (``on_chat_model_start``, ``on_llm_new_token``, ``on_llm_end``)."""
+    a chat model run (``on_chat_model_start``, ``on_llm_new_token``, ``on_llm_end``). Also
+    usable on its own: ``LLMChatModel(llm=make_llm(settings))`` is the embedded model."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     llm: Any  # an LLM (a Protocol, which pydantic cannot validate)
@@ -367,13 +369,21 @@ class LLMChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return str(getattr(self.llm, "name", "rag-llm"))
 
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "rag"
+        params["ls_model_name"] = str(kwargs.get("model") or self._llm_type)
+        params["ls_max_tokens"] = int(kwargs.get("max_tokens", self.max_tokens))
+        return params
+
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any
                 ) -> Iterator[ChatGenerationChunk]:
         roles = {"system": "system", "human": "user", "ai": "assistant"}
         prompt = [{"role": roles.get(m.type, m.type), "content": str(m.text)} for m in messages]
+        pieces = self.llm.stream(prompt, int(kwargs.get("max_tokens", self.max_tokens)))
         any_text = False
-        for piece in self.llm.stream(prompt, int(kwargs.get("max_tokens", self.max_tokens))):
+        for piece in _until_stop(pieces, [s for s in stop or [] if s]):
             any_text = True
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
         if not any_text:  # an empty answer is an answer (the assistant abstains), not an error
@@ -384,6 +394,34 @@ class LLMChatModel(BaseChatModel):
                   ) -> ChatResult:
         text = "".join(str(c.message.content) for c in self._stream(messages, stop, **kwargs))
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+
+def _until_stop(pieces: Iterator[str], stop: list[str]) -> Iterator[str]:
+    """``pieces`` up to the first stop sequence (which may span pieces), then generation is
+    closed; text that could begin a stop sequence is held back until it cannot."""
+    if not stop:
+        yield from pieces
+        return
+    hold = max(len(s) for s in stop) - 1
+    text, sent = "", 0
+    try:
+        for piece in pieces:
+            text += piece
+            cut = min((i for i in (text.find(s, max(0, sent - hold)) for s in stop) if i >= 0),
+                      default=-1)
+            if cut >= 0:
+                if cut > sent:
+                    yield text[sent:cut]
+                return
+            if len(text) - hold > sent:
+                yield text[sent:len(text) - hold]
+                sent = len(text) - hold
+        if len(text) > sent:
+            yield text[sent:]
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
 
 
 def make_llm(settings: Settings) -> LLM:

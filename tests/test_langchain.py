@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
+from collections.abc import Iterator
 from uuid import UUID
 
 import numpy as np
@@ -22,14 +24,15 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
 from langchain_tests.integration_tests import (
+    ChatModelIntegrationTests,
     EmbeddingsIntegrationTests,
     RetrieversIntegrationTests,
 )
-from langchain_tests.unit_tests import EmbeddingsUnitTests
+from langchain_tests.unit_tests import ChatModelUnitTests, EmbeddingsUnitTests
 
 from rag import Answer, Assistant, QuestionError, Settings, StoreError
 from rag.embeddings import LangChainEmbeddings, LocalEmbeddings, default_embeddings
-from rag.generation import ChatModelLLM
+from rag.generation import ChatModelLLM, LLMChatModel
 from rag.retrieval import HybridRetriever
 from tests.conftest import FIXTURES, PROJECT, FakeLLM
 
@@ -397,3 +400,93 @@ class TestLangChainEmbeddingsUnitStandard(EmbeddingsUnitTests):
     @property
     def embedding_model_params(self) -> dict:
         return {"embeddings": DeterministicFakeEmbedding(size=16)}
+
+
+# -- the project's LLM as a LangChain chat model (how generation shows in callbacks) ------
+class Echo:
+    """A scripted LLM that greets and repeats the last message, a few characters at a time."""
+
+    name = "echo"
+
+    def warm_up(self) -> None:
+        pass
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
+        text = f"Hello! You said: {messages[-1]['content'][:200]}"
+        for i in range(0, len(text), 5):
+            yield text[i:i + 5]
+
+
+class TestLLMChatModelUnitStandard(ChatModelUnitTests):
+    """``langchain_tests``' chat model unit suite on ``LLMChatModel``."""
+
+    @property
+    def chat_model_class(self) -> type[LLMChatModel]:
+        return LLMChatModel
+
+    @property
+    def chat_model_params(self) -> dict:
+        return {"llm": Echo()}
+
+
+class TestLLMChatModelStandard(ChatModelIntegrationTests):
+    """``langchain_tests``' chat model suite on ``LLMChatModel`` over a scripted LLM: text in,
+    streamed text out (no tools, structured output, usage metadata or per-call model)."""
+
+    @property
+    def chat_model_class(self) -> type[LLMChatModel]:
+        return LLMChatModel
+
+    @property
+    def chat_model_params(self) -> dict:
+        return {"llm": Echo()}
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return False
+
+    @property
+    def supports_model_override(self) -> bool:
+        return False
+
+
+def test_llm_chat_model_stops_at_a_stop_sequence_even_across_tokens():
+    model = LLMChatModel(llm=Echo())
+    assert model.invoke("one two three", stop=["two"]).content == "Hello! You said: one "
+    chunks = [c.content for c in model.stream("one two three", stop=["d: o"])]
+    assert "".join(chunks) == "Hello! You sai"
+    assert model.invoke("x", stop=["nothing"]).content == "Hello! You said: x"
+
+
+def test_closing_the_runnables_stream_stops_the_model(make):
+    stopped = threading.Event()
+
+    class Endless(FakeLLM):
+        def stream(self, messages, max_tokens):
+            try:
+                while True:
+                    yield "The bridge "
+                    time.sleep(0.01)
+            finally:
+                stopped.set()
+
+    assistant, _ = make(llm=Endless())
+    chunks = assistant.as_runnable().stream("When did the bridge open?")
+    assert next(chunks) == "The bridge "
+    chunks.close()
+    assert stopped.wait(10)
+
+
+@pytest.mark.e2e
+def test_the_embedded_model_streams_through_the_runnable_as_a_chat_model_run(settings,
+                                                                            embeddings):
+    assistant = Assistant(settings, embeddings=embeddings)  # the real 1.5B GGUF model
+    assistant.ingest(progress=False)
+    recorder = Recorder()
+    *text, answer = assistant.as_runnable().stream(
+        {"question": "When did the Kestrel Harbor Bridge open?"}, {"callbacks": [recorder]})
+    assert len(text) > 3 and all(isinstance(t, str) for t in text)  # token by token
+    assert "".join(recorder.tokens) == "".join(text)
+    recorder.check_tree(chat_model="LLMChatModel")
+    assert not answer.abstained and "1932" in answer.text
+    assert any("1932" in c.quote for c in answer.citations)
