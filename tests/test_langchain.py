@@ -490,3 +490,11 @@ def test_the_embedded_model_streams_through_the_runnable_as_a_chat_model_run(set
     recorder.check_tree(chat_model="LLMChatModel")
     assert not answer.abstained and "1932" in answer.text
     assert any("1932" in c.quote for c in answer.citations)
+
+
+def test_ask_inside_a_users_own_runnable_reports_the_same_child_runs(make):
+    assistant, _ = make(BRIDGE)
+    recorder = Recorder()
+    mine = RunnableLambda(lambda q: assistant.ask(q).text, name="cited_answer")
+    assert mine.invoke("When did the bridge open?", {"callbacks": [recorder]}) == BRIDGE
+    recorder.check_tree(chat_model="LLMChatModel")
