@@ -30,7 +30,7 @@ from langchain_tests.integration_tests import (
 )
 from langchain_tests.unit_tests import ChatModelUnitTests, EmbeddingsUnitTests
 
-from rag import Answer, Assistant, QuestionError, Settings, StoreError
+from rag import Answer, Assistant, BackendError, QuestionError, Settings, StoreError
 from rag.embeddings import LangChainEmbeddings, LocalEmbeddings, default_embeddings
 from rag.generation import ChatModelLLM, LLMChatModel
 from rag.retrieval import HybridRetriever
@@ -498,3 +498,16 @@ def test_ask_inside_a_users_own_runnable_reports_the_same_child_runs(make):
     mine = RunnableLambda(lambda q: assistant.ask(q).text, name="cited_answer")
     assert mine.invoke("When did the bridge open?", {"callbacks": [recorder]}) == BRIDGE
     recorder.check_tree(chat_model="LLMChatModel")
+
+
+def test_a_failing_model_inside_a_langchain_run_still_falls_back(make):
+    class Broken(FakeLLM):
+        def stream(self, messages, max_tokens):
+            yield "The bridge"
+            raise BackendError("the model process died")
+
+    assistant, _ = make(llm=Broken())
+    recorder = Recorder()
+    answer = assistant.as_runnable().invoke("When did the bridge open?", {"callbacks": [recorder]})
+    assert answer.fallback and "died" in answer.reason and answer.citations
+    assert "chain_end" in recorder.kinds() and "llm_end" not in recorder.kinds()
