@@ -4,6 +4,7 @@ export as Markdown or JSON."""
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import html
 import json
@@ -75,6 +76,7 @@ class ChatService:
         self._lock = threading.Lock()
         self._stops: dict[str, threading.Event] = {}  # per browser session: its Stop button
         self._exports = Path(tempfile.mkdtemp(prefix="rag-exports-"))
+        atexit.register(shutil.rmtree, self._exports, True)
 
     def assistant(self, model_size: str | None = None) -> Assistant:
         size = model_size or self.settings.model_size
