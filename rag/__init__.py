@@ -13,18 +13,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # an offline product calls no one
 
 from .assistant import ABSTAIN, Assistant, QuestionError  # noqa: E402
+from .documents import Removal, UnknownDocument  # noqa: E402
 from .generation import BackendError  # noqa: E402
 from .ingestion import IngestBusy, IngestReport  # noqa: E402
 from .loaders import LoadError  # noqa: E402
 from .models import ModelError  # noqa: E402
 from .settings import Settings  # noqa: E402
 from .store import StoreError  # noqa: E402
-from .types import Answer, Chunk, Citation, Passage  # noqa: E402
+from .types import Answer, Chunk, Citation, DocumentInfo, Passage  # noqa: E402
 
 # Errors a command line reports as "error: <message>" (each message names its fix).
 USER_ERRORS = (QuestionError, StoreError, BackendError, ModelError, IngestBusy, LoadError,
-               ValueError)
+               UnknownDocument, ValueError)
 
 __all__ = ["ABSTAIN", "USER_ERRORS", "Answer", "Assistant", "BackendError", "Chunk", "Citation",
-           "IngestBusy", "IngestReport", "LoadError", "ModelError", "Passage", "QuestionError",
-           "Settings", "StoreError"]
+           "DocumentInfo", "IngestBusy", "IngestReport", "LoadError", "ModelError", "Passage",
+           "QuestionError", "Removal", "Settings", "StoreError", "UnknownDocument"]

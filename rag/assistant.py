@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import os
 import queue
 import threading
 import time
@@ -15,6 +16,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import ensure_config, get_callback_manager_for_config
 
+from . import documents
 from .chain import AnswerRunnable, ChainInput
 from .embeddings import Embedder, as_embedder, default_embeddings
 from .generation import (
@@ -46,7 +48,7 @@ from .settings import Settings
 from .store import VectorStore, make_store
 from .text import count_tokens, normalize
 from .timing import Stopwatch
-from .types import Answer, Chunk, Citation, Passage
+from .types import Answer, Chunk, Citation, DocumentInfo, Passage
 
 __all__ = ["ABSTAIN", "FALLBACK_LABEL", "Assistant", "QuestionError", "clean_question", "focus"]
 
@@ -142,6 +144,20 @@ class Assistant:
             self._store = None  # reopen: a rebuild replaces the collection
         self._searcher = None
         return report
+
+    def documents(self) -> list[DocumentInfo]:
+        """The indexed files: source, folder, chunks, size on disk, when indexed."""
+        return documents.list_documents(self.store)
+
+    def remove(self, source_or_path: str | os.PathLike[str]) -> documents.Removal:
+        """Remove one document from the index (vector store and BM25 together), named by its
+        source (as ``documents()`` lists it) or its path; returns the number of chunks removed,
+        an ``int`` whose ``message`` says what became of the file (an upload's copy is deleted;
+        a file of an ingested folder stays on disk and comes back at the next ingest).
+        Raises ``UnknownDocument`` (listing close matches) if nothing indexed matches."""
+        removed = documents.remove(source_or_path, self.store, self.settings)
+        self._searcher = None
+        return removed
 
     def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
         return self.searcher.search(clean_question(question, self.settings.max_question_chars),

@@ -1,4 +1,4 @@
-"""``rag`` command line: ingest, ask, chat, eval."""
+"""``rag`` command line: ingest, list, remove, ask, chat, ui, doctor, eval."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import USER_ERRORS, Assistant, BackendError, QuestionError, Settings
+from . import USER_ERRORS, Assistant, BackendError, QuestionError, Settings, UnknownDocument
 from .types import Answer
 
 
@@ -32,6 +32,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="build a new index beside the current one (never opening it) and "
                         "swap it in when complete")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = sub.add_parser("list", help="the indexed documents: source, chunks, bytes, when indexed")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+
+    p = sub.add_parser("remove", help="remove one document from the index (an uploaded copy is "
+                                      "deleted too; a corpus file stays on disk)")
+    p.add_argument("document", metavar="PATH_OR_SOURCE",
+                   help="the document's path, or its source name as `rag list` shows it")
 
     p = sub.add_parser("ask", help="answer one question with citations")
     p.add_argument("question")
@@ -59,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.load(args.config, model_size=args.model_size, backend=args.backend)
         if args.command == "ingest":
             return _ingest(settings, args)
+        if args.command == "list":
+            return _list(Assistant(settings), args.json)
+        if args.command == "remove":
+            return _remove(Assistant(settings), args.document)
         if args.command == "doctor":
             from .doctor import diagnose
 
@@ -115,6 +127,37 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
     report = Assistant(settings).ingest(args.paths or None, rebuild=args.rebuild,
                                         progress=not args.json)
     print(json.dumps(report.to_dict()) if args.json else f"Ingested: {report.summary()}")
+    return 0
+
+
+def _list(assistant: Assistant, as_json: bool) -> int:
+    from .loaders import escape_name
+
+    docs = assistant.documents()
+    if as_json:
+        print(json.dumps([d.to_dict() for d in docs], ensure_ascii=False))
+        return 0
+    if not docs:
+        print("No documents are indexed: run `rag ingest`.")
+        return 0
+    rows = [("SOURCE", "CHUNKS", "BYTES", "INDEXED AT", "FOLDER")]
+    rows += [(escape_name(d.source), str(d.chunks),
+              "(gone)" if d.bytes is None else f"{d.bytes:,}",
+              (d.indexed_at or "?").replace("T", " "), escape_name(d.root)) for d in docs]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  "
+              f"{r[3]:<{widths[3]}}  {r[4]}")
+    return 0
+
+
+def _remove(assistant: Assistant, name: str) -> int:
+    try:
+        removed = assistant.remove(name)
+    except UnknownDocument as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(removed.message)
     return 0
 
 

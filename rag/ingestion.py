@@ -16,7 +16,14 @@ from .embeddings import Embedder, default_embeddings
 from .lexical import LexicalIndex
 from .loaders import LoadError, discover, escape_name, load_text, relative_source
 from .settings import Settings
-from .store import ChunkStore, VectorStore, build_aside, make_store, remove_leftovers
+from .store import (
+    ChunkStore,
+    VectorStore,
+    build_aside,
+    make_store,
+    now_iso,
+    remove_leftovers,
+)
 from .types import Chunk
 
 
@@ -141,14 +148,15 @@ def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
             store.bump_generation()
         added: list[Chunk] = []
         deleted: set[str] = set()
+        at = now_iso()  # one time for the whole ingest: the files' `indexed_at`
         for root, sha, chunks, old in todo:
             fresh = [c for c in chunks if c.id not in old]
             kept = [c for c in chunks if c.id in old]
             if fresh:
                 store.add(fresh, _stack([vec_of[c.id] for c in fresh], embeddings.dimension),
-                          root, sha, len(chunks))
+                          root, sha, len(chunks), indexed_at=at)
             if kept:
-                store.relabel(kept, root, sha, len(chunks))
+                store.relabel(kept, root, sha, len(chunks), indexed_at=at)
             stale = old - {c.id for c in chunks}
             store.delete(stale)
             added += chunks

@@ -10,6 +10,14 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The default corpus (one article) and the example questions the UI offers for it.
+ARTICLE_SOURCE = "us-policy-in-tajikistan.txt"
+ARTICLE_EXAMPLES = (
+    "How much is the Boeing deal worth?",
+    "Who is Emily Harding?",
+    "Which minerals does Tajikistan have?",
+    "What is the capital of Tajikistan?",
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,11 @@ class Settings:
     openai_api_key_env: str = "OPENAI_API_KEY"  # name of the env var holding the key
     timeout: float = 120.0
 
+    # the chat UI's example questions. The default (questions about the default article) is
+    # shown only while that article is indexed; set your own (a TOML list, or `|`-separated in
+    # RAG_EXAMPLES), or an empty list for none.
+    examples: tuple[str, ...] = ARTICLE_EXAMPLES
+
     @classmethod
     def load(cls, config: Path | str | None = None, **overrides: Any) -> Settings:
         """Defaults, then a TOML file (``RAG_CONFIG`` or ``./rag.toml``), then ``RAG_*`` env vars,
@@ -85,6 +98,11 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
+    @property
+    def uploads_dir(self) -> Path:
+        """Where the chat UI keeps uploaded files (beside the store, never in the corpus)."""
+        return self.store_dir.parent / "uploads"
+
 
 def _coerce(type_name: Any, name: str, value: Any) -> Any:
     t = str(type_name)
@@ -97,6 +115,12 @@ def _coerce(type_name: Any, name: str, value: Any) -> Any:
             return float(value)
         if t == "bool":
             return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
+        if t.startswith("tuple[str"):
+            items = value.split("|") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)) or not all(isinstance(i, str)
+                                                               for i in items):
+                raise TypeError(name)
+            return tuple(i.strip() for i in items if i.strip())
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"setting {name}={value!r} is not a valid {t}") from exc

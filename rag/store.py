@@ -35,6 +35,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
@@ -67,6 +68,7 @@ class StoredFile:
     sha: str
     n_chunks: int
     ids: frozenset[str]
+    indexed_at: str | None = None  # ISO time of the ingest that wrote it (None: older index)
 
     @property
     def complete(self) -> bool:
@@ -102,9 +104,10 @@ class VectorStore(Protocol):
     def embeddings_of(self, ids: list[str]) -> dict[str, np.ndarray]: ...
 
     def add(self, chunks: list[Chunk], vectors: np.ndarray, root: str, sha: str,
-            n_chunks: int) -> None: ...
+            n_chunks: int, indexed_at: str | None = None) -> None: ...
 
-    def relabel(self, chunks: list[Chunk], root: str, sha: str, n_chunks: int) -> None: ...
+    def relabel(self, chunks: list[Chunk], root: str, sha: str, n_chunks: int,
+                indexed_at: str | None = None) -> None: ...
 
     def delete(self, ids: Iterable[str]) -> None: ...
 
@@ -612,13 +615,18 @@ class ChunkStore:
                 if m is None:
                     continue
                 key = (m["root"], m["source"])
-                entry = acc.setdefault(key, {"shas": set(), "n": m["n_chunks"], "ids": set()})
+                entry = acc.setdefault(key, {"shas": set(), "n": m["n_chunks"], "ids": set(),
+                                             "at": None})
                 entry["shas"].add(m["file_sha"])
                 entry["ids"].add(cid)
+                at = m.get("indexed_at")
+                if at and (entry["at"] is None or at > entry["at"]):
+                    entry["at"] = str(at)
         out = {}
         for (root, source), e in acc.items():
             sha = next(iter(e["shas"])) if len(e["shas"]) == 1 else ""  # mixed: half-written
-            out[(root, source)] = StoredFile(root, source, sha, e["n"], frozenset(e["ids"]))
+            out[(root, source)] = StoredFile(root, source, sha, e["n"], frozenset(e["ids"]),
+                                             e["at"])
         return out
 
     def all_chunks(self) -> list[Chunk]:
@@ -689,22 +697,25 @@ class ChunkStore:
 
     # -- writing ---------------------------------------------------------------------------
     def add(self, chunks: list[Chunk], vectors: np.ndarray, root: str, sha: str,
-            n_chunks: int) -> None:
+            n_chunks: int, indexed_at: str | None = None) -> None:
+        at = indexed_at or now_iso()
         for i in range(0, len(chunks), _BATCH):
             part = chunks[i:i + _BATCH]
             with self._use() as collection:
                 collection.upsert(
                     ids=[c.id for c in part], embeddings=vectors[i:i + _BATCH].tolist(),
                     documents=[c.text for c in part],
-                    metadatas=[_meta(c, root, sha, n_chunks) for c in part])
+                    metadatas=[_meta(c, root, sha, n_chunks, at) for c in part])
 
-    def relabel(self, chunks: list[Chunk], root: str, sha: str, n_chunks: int) -> None:
+    def relabel(self, chunks: list[Chunk], root: str, sha: str, n_chunks: int,
+                indexed_at: str | None = None) -> None:
         """Update offsets and file hash of chunks whose text (and embedding) did not change."""
+        at = indexed_at or now_iso()
         for i in range(0, len(chunks), _BATCH):
             part = chunks[i:i + _BATCH]
             with self._use() as collection:
                 collection.update(ids=[c.id for c in part],
-                                  metadatas=[_meta(c, root, sha, n_chunks) for c in part])
+                                  metadatas=[_meta(c, root, sha, n_chunks, at) for c in part])
 
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
@@ -875,9 +886,14 @@ def hnsw_problem(folder: Path) -> str | None:
 
 
 # -- helpers -------------------------------------------------------------------------------
-def _meta(c: Chunk, root: str, sha: str, n_chunks: int) -> dict:
+def _meta(c: Chunk, root: str, sha: str, n_chunks: int, indexed_at: str) -> dict:
     return {"source": c.source, "root": root, "start": c.start, "end": c.end,
-            "file_sha": sha, "n_chunks": n_chunks}
+            "file_sha": sha, "n_chunks": n_chunks, "indexed_at": indexed_at}
+
+
+def now_iso() -> str:
+    """The current time as ISO 8601 in UTC, to the second (what ``indexed_at`` holds)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _where(settings: Settings, location: Location | None = None) -> str:

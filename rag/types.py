@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -57,6 +58,27 @@ class Disagreement:
 
     said: int
     other: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """One indexed file: its ``source`` (path relative to ``root``, the folder it was ingested
+    from), its chunks in the index, the size of the file on disk (None if it is gone) and when
+    it was indexed (ISO 8601; None for an index written before this was recorded)."""
+
+    source: str
+    root: str
+    chunks: int
+    bytes: int | None
+    indexed_at: str | None
+
+    @property
+    def path(self) -> str:
+        """The file's path on disk (where it was when it was indexed)."""
+        return str(Path(self.root) / self.source)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,14 +1,22 @@
-"""The Gradio chat UI: streamed answers, footnotes that jump to highlighted quotes, uploads."""
+"""The Gradio chat UI: streamed answers, footnotes that jump to highlighted quotes, uploads, the
+documents panel (list, remove), the conversation kept in the browser across reloads, and its
+export as Markdown or JSON."""
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import html
+import json
 import os
 import re
+import secrets
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +24,25 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from .assistant import Assistant, QuestionError, Stopped
+from .documents import UnknownDocument
 from .generation import NOT_FOUND, BackendError
 from .ingestion import IngestBusy
 from .loaders import SUPPORTED
 from .models import ModelError
 from .questions import read_follow_up
-from .settings import Settings
-from .types import Answer, Passage
+from .settings import ARTICLE_EXAMPLES, ARTICLE_SOURCE, Settings
+from .store import StoreError, now_iso
+from .types import Answer, DocumentInfo, Passage
 from .web import GuardMiddleware, allowed_hosts
 
-EXAMPLES = [
-    "How much is the Boeing deal worth?",
-    "Who is Emily Harding?",
-    "Which minerals does Tajikistan have?",
-    "What is the capital of Tajikistan?",
-]
 MAX_UPLOAD_BYTES = 5_000_000
+# The conversation kept in the browser (localStorage, via gr.BrowserState) across reloads:
+# the chat as shown, the sources panel's sections and the structured answers (for export).
+STORAGE_KEY = "rag-conversation"
+EMPTY_CONVERSATION: dict[str, list] = {"chat": [], "panel": [], "turns": []}
+MAX_STORED_CHARS = 1_500_000  # localStorage holds ~5 MB per origin: older turns go first
+SOURCES_PLACEHOLDER = ("<p class='source-meta'>Sources of each answer appear here, newest "
+                       "first.</p>")
 
 CSS = """
 .abstain {border-left: 4px solid #d97706; background: #fffbeb; padding: 6px 10px;}
@@ -48,6 +59,9 @@ CSS = """
 .read-as {color: #6b7280; font-size: 0.85em; font-style: italic; margin-bottom: 4px;}
 .turn h3 {font-size: 1em; margin: 12px 0 4px;}
 .fn a {display: inline-block; min-width: 24px; min-height: 24px; text-align: center;}
+.docs {width: 100%; border-collapse: collapse; font-size: 0.9em;}
+.docs th, .docs td {text-align: left; padding: 4px 8px; border-bottom: 1px solid #e5e7eb;}
+.docs td.num, .docs th.num {text-align: right;}
 """
 
 
@@ -56,10 +70,13 @@ class ChatService:
 
     def __init__(self, settings: Settings, uploads_dir: Path | None = None) -> None:
         self.settings = settings
-        self.uploads_dir = uploads_dir or settings.store_dir.parent / "uploads"
+        # documents removed from here have their copy deleted (``Assistant.remove``)
+        self.uploads_dir = uploads_dir or settings.uploads_dir
         self._assistants: dict[str, Assistant] = {}
         self._lock = threading.Lock()
         self._stops: dict[str, threading.Event] = {}  # per browser session: its Stop button
+        self._exports = Path(tempfile.mkdtemp(prefix="rag-exports-"))
+        atexit.register(shutil.rmtree, self._exports, True)
 
     def assistant(self, model_size: str | None = None) -> Assistant:
         size = model_size or self.settings.model_size
@@ -80,21 +97,27 @@ class ChatService:
             event.set()
 
     def respond(self, message: str, history: list[dict], model_size: str, k: int,
-                details: bool, panel: list[str] | None = None, session: str = ""
-                ) -> Iterator[tuple[list[dict], str, list[str]]]:
-        """Yield (chat history, sources panel HTML, panel sections) as the answer progresses.
+                details: bool, panel: list[str] | None = None, session: str = "",
+                turns: list[dict] | None = None
+                ) -> Iterator[tuple[list[dict], str, list[str], list[dict]]]:
+        """Yield (chat history, sources panel HTML, panel sections, turns) as the answer
+        progresses; ``turns`` gains this question's record when it is answered (see
+        ``turn_record``), the structured form that exports are made of.
 
         Each answer is turn ``n`` (its number among the conversation's questions); its
         footnotes link to ``#cite-n-i`` in its own section of the panel, so older answers keep
         pointing at their own quotes."""
         history = list(history or [])
-        panel = list(panel or [])
         question = (message or "").strip()
         earlier = [_plain(m["content"]) for m in history if m.get("role") == "user"]
-        turn = len(earlier) + 1
+        # no earlier question: a new conversation (an API client's empty history), whatever
+        # the session's panel and turns still hold
+        panel = list(panel or []) if earlier else []
+        turns = list(turns or []) if earlier else []
+        turn = max([len(earlier), *(int(t.get("turn", 0)) for t in turns)]) + 1
         history.append({"role": "user", "content": safe(question)})
         history.append({"role": "assistant", "content": "Searching the documents…"})
-        yield history, "".join(panel), panel
+        yield history, "".join(panel), panel, turns
         assistant = self.assistant(model_size)
         if k and k != assistant.settings.k:
             assistant.settings = assistant.settings.replace(k=int(k))
@@ -105,26 +128,73 @@ class ChatService:
                 if isinstance(event, Answer):
                     history[-1] = {"role": "assistant", "content": answer_html(event, turn)}
                     panel.insert(0, sources_html(event, details, turn, question))
-                    yield history, "".join(panel), panel
+                    turns.append(turn_record(turn, question, event))
+                    yield history, "".join(panel), panel, turns
                     return
                 raw += event
                 history[-1] = {"role": "assistant", "content": safe(streamed(raw))
                                + " <em>(checking citations…)</em>"}
-                yield history, "".join(panel), panel
+                yield history, "".join(panel), panel, turns
         except Stopped:
-            history[-1] = {"role": "assistant", "content": _note(
-                "Stopped. Nothing of the unfinished answer is shown, because it was not "
-                "checked against the documents.", "abstain")}
+            note = ("Stopped. Nothing of the unfinished answer is shown, because it was not "
+                    "checked against the documents.")
+            history[-1] = {"role": "assistant", "content": _note(note, "abstain")}
         except QuestionError as exc:
-            history[-1] = {"role": "assistant", "content": _note(str(exc))}
+            note = str(exc)
+            history[-1] = {"role": "assistant", "content": _note(note)}
         except (BackendError, ModelError) as exc:
-            history[-1] = {"role": "assistant",
-                           "content": _note(f"The language model is unavailable: {exc}")}
+            note = f"The language model is unavailable: {exc}"
+            history[-1] = {"role": "assistant", "content": _note(note)}
         except Exception as exc:  # noqa: BLE001 - a chat must never show a stack trace
-            history[-1] = {"role": "assistant", "content": _note(f"Something went wrong: {exc}")}
+            note = f"Something went wrong: {exc}"
+            history[-1] = {"role": "assistant", "content": _note(note)}
         finally:
             self._stops.pop(session, None)
-        yield history, "".join(panel), panel
+        turns.append(turn_record(turn, question, note=note))
+        yield history, "".join(panel), panel, turns
+
+    # -- the documents panel ---------------------------------------------------------------
+    def documents(self) -> list[DocumentInfo]:
+        """The indexed documents (none if there is no index yet)."""
+        try:
+            return self.assistant().documents()
+        except StoreError:
+            return []
+
+    def remove(self, doc_id: str) -> str:
+        """Remove the document whose ``document_id`` is ``doc_id``; what happened, for people."""
+        doc = next((d for d in self.documents() if document_id(d) == doc_id), None)
+        if doc is None:
+            return "Choose a document first." if not doc_id else \
+                "That document is no longer in the index."
+        try:
+            return self.assistant().remove(doc.path).message
+        except (IngestBusy, UnknownDocument, StoreError) as exc:
+            return f"Not removed: {exc}"
+
+    def examples(self, docs: list[DocumentInfo] | None = None) -> list[str]:
+        """The example questions to offer: the configured ones; the default article's only
+        while that article is indexed (they make no sense for another corpus)."""
+        configured = tuple(self.settings.examples)
+        if configured != ARTICLE_EXAMPLES:
+            return list(configured)
+        docs = self.documents() if docs is None else docs
+        return list(configured) if any(d.source == ARTICLE_SOURCE for d in docs) else []
+
+    # -- export ----------------------------------------------------------------------------
+    def export(self, turns: list[dict]) -> tuple[Path, Path] | None:
+        """The conversation as ``conversation.md`` and ``conversation.json`` files, new ones
+        each time (exports older than an hour are deleted); None if there is nothing yet."""
+        if not turns:
+            return None
+        for old in self._exports.iterdir():
+            if time.time() - old.stat().st_mtime > 3600:
+                shutil.rmtree(old, ignore_errors=True)
+        folder = Path(tempfile.mkdtemp(dir=self._exports))
+        md, js = folder / "conversation.md", folder / "conversation.json"
+        md.write_text(conversation_markdown(turns), encoding="utf-8")
+        js.write_text(conversation_json(turns), encoding="utf-8")
+        return md, js
 
     def upload(self, files: list[Any] | None, progress: gr.Progress | None = None) -> str:
         """Copy uploads into their own folder (never the corpus) and index only them."""
@@ -163,6 +233,176 @@ class ChatService:
         return "\n".join(notes)
 
 
+# -- the conversation as data: kept in the browser, exported ---------------------------------
+def turn_record(turn: int, question: str, answer: Answer | None = None, note: str = ""
+                ) -> dict[str, Any]:
+    """One question of the conversation as data: ``turn``, ``question`` and either the answer
+    (``Answer.to_dict()``: text, abstained, fallback, citations with n, source, chunk_id,
+    start, end and the verbatim quote, read_as, disagreements) or the ``note`` shown instead
+    (stopped, an error)."""
+    record: dict[str, Any] = {"turn": turn, "question": question}
+    if answer is not None:
+        record["answer"] = answer.to_dict()
+    else:
+        record["note"] = note
+    return record
+
+
+def conversation_json(turns: list[dict]) -> str:
+    return json.dumps({"exported_at": now_iso(), "turns": turns}, ensure_ascii=False,
+                      indent=2)
+
+
+# Markdown's active characters in text from documents, the model or the user are escaped, so
+# that a Markdown viewer shows the text and never loads an image or forms a link or markup.
+_MD_ACTIVE = re.compile(r"([\\`*_\[\]<>!|~$])")
+
+
+def _md(text: str) -> str:
+    return _MD_ACTIVE.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def conversation_markdown(turns: list[dict]) -> str:
+    """The conversation for people: each question, its answer, whether it abstained, and its
+    citations (source, character offsets, verbatim quote)."""
+    lines = ["# Conversation with the documents", "",
+             f"Exported {_now()}. Quotes are verbatim (Markdown characters escaped, line breaks "
+             "joined; the JSON export has them exact); “chars a–b” are offsets in the text "
+             "the source's loader returns.", ""]
+    for t in turns:
+        lines += [f"## {t.get('turn', '?')}. {_md(t.get('question', ''))}", ""]
+        answer = t.get("answer")
+        if answer is None:
+            lines += [f"*No answer:* {_md(t.get('note', ''))}", ""]
+            continue
+        if answer.get("read_as"):
+            lines += [f"*Read as:* {_md(answer['read_as'])}", ""]
+        text = re.sub(r"\\\[(\d+)\\\](?!\\?\()", r"[\1]", _md(answer.get("answer", "")))
+        if answer.get("abstained"):
+            lines += [f"**Abstained** (the documents do not answer this): {text}", ""]
+        else:
+            lines += [text, ""]
+        for d in answer.get("disagreements", []):
+            lines += [f"The documents disagree here: compare [{d['said']}] with "
+                      f"[{d['other']}].", ""]
+        for c in answer.get("citations", []):
+            lines.append(f"- [{c['n']}] {_md(c['source'])}, chars {c['start']}–{c['end']}: "
+                         f"“{_md(c['quote'])}”")
+        if answer.get("citations"):
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def stored_conversation(value: Any) -> dict[str, list]:
+    """The conversation read back from the browser, or an empty one if it is not one (another
+    version's format, or edited by hand)."""
+    if not isinstance(value, dict):
+        return {k: [] for k in EMPTY_CONVERSATION}
+    chat, panel, turns = value.get("chat"), value.get("panel"), value.get("turns")
+    ok = (isinstance(chat, list) and isinstance(panel, list) and isinstance(turns, list)
+          and all(isinstance(m, dict) and m.get("role") in ("user", "assistant")
+                  and isinstance(m.get("content"), str) for m in chat)
+          and all(isinstance(x, str) for x in panel)
+          and all(isinstance(t, dict) and isinstance(t.get("turn"), int) for t in turns))
+    if not ok:
+        return {k: [] for k in EMPTY_CONVERSATION}
+    return {"chat": chat, "panel": panel, "turns": turns}
+
+
+def conversation_to_store(chat: list[dict], panel: list[str], turns: list[dict]
+                          ) -> dict[str, list]:
+    """What is kept in the browser: all of it, or, past ``MAX_STORED_CHARS``, the newest
+    turns that fit (older ones drop out of the kept copy, not of the page)."""
+    chat = [{"role": m.get("role"), "content": _text(m.get("content"))} for m in chat or []]
+    panel, turns = list(panel or []), list(turns or [])
+    while turns and len(json.dumps([chat, panel, turns])) > MAX_STORED_CHARS:
+        first = turns.pop(0)
+        asked = [i for i, m in enumerate(chat) if m.get("role") == "user"]
+        chat = chat[asked[1]:] if len(asked) > 1 else []
+        panel = [p for p in panel if f'id="turn-{first["turn"]}"' not in p]
+    return {"chat": chat, "panel": panel, "turns": turns}
+
+
+def browser_secret(settings: Settings) -> str:
+    """The key gr.BrowserState encrypts the kept conversation with, the same across restarts
+    (a file beside the store), so a restarted app still reads it."""
+    path = settings.store_dir.parent / "ui-secret"
+    try:
+        return path.read_text().strip() or _new_secret(path)
+    except FileNotFoundError:
+        return _new_secret(path)
+    except OSError:
+        return secrets.token_urlsafe(24)
+
+
+def _new_secret(path: Path) -> str:
+    secret = secrets.token_urlsafe(24)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret)
+    except OSError:
+        pass  # kept for this process only
+    return secret
+
+
+# -- the documents panel -------------------------------------------------------------------
+def document_id(doc: DocumentInfo) -> str:
+    """A stable, opaque id of an indexed document for the browser (paths stay on the server)."""
+    return hashlib.sha256(f"{doc.root}\0{doc.source}".encode()).hexdigest()[:16]
+
+
+def _chunks(n: int) -> str:
+    return f"{n} chunk" + ("" if n == 1 else "s")
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "not on disk"
+    if n < 1000:
+        return f"{n} B"
+    return f"{n / 1000:.1f} kB" if n < 1_000_000 else f"{n / 1_000_000:.1f} MB"
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return "–"
+    try:
+        return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return iso
+
+
+def uploaded(doc: DocumentInfo, uploads: Path) -> bool:
+    """Whether ``doc`` is a file uploaded through the UI (kept in ``uploads``)."""
+    try:
+        return Path(doc.root).resolve() == uploads.resolve()
+    except OSError:
+        return False
+
+
+def document_label(doc: DocumentInfo, uploads: Path) -> str:
+    """How a document is named in the panel: its source, marked if it was uploaded."""
+    return doc.source + (" (uploaded)" if uploaded(doc, uploads) else "")
+
+
+def documents_html(docs: list[DocumentInfo], uploads: Path) -> str:
+    if not docs:
+        return "<p class='source-meta'>No documents are indexed.</p>"
+    rows = "".join(
+        f"<tr><td>{html.escape(document_label(d, uploads))}</td>"
+        f"<td class='num'>{_size(d.bytes)}</td><td class='num'>{d.chunks}</td>"
+        f"<td>{_when(d.indexed_at)}</td></tr>" for d in docs)
+    return ("<table class='docs'><thead><tr><th>Document</th><th class='num'>Size</th>"
+            "<th class='num'>Chunks</th><th>Indexed</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+
+
 def _free_name(target: Path, src: Path) -> Path:
     """``target``, or ``name-2.ext``, ``name-3.ext``… if a different file already has it (the
     same content keeps the existing name)."""
@@ -189,9 +429,21 @@ def safe(text: str) -> str:
     return re.sub(r"(?i)\bwww\.", "www&#46;", text.translate(_INERT))
 
 
+def _text(content: Any) -> str:
+    """A chat message's content as one string: the chatbot hands messages back with their
+    content as a list of parts (``{"type": "text", "text": …}``)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or "")
+    if isinstance(content, (list, tuple)):
+        return "".join(_text(part) for part in content)
+    return "" if content is None else str(content)
+
+
 def _plain(content: Any) -> str:
     """A chat message's text as the user typed it (the history holds it as ``safe`` HTML)."""
-    return html.unescape(re.sub(r"<[^>]+>", "", str(content)))
+    return html.unescape(re.sub(r"<[^>]+>", "", _text(content)))
 
 
 def streamed(raw: str) -> str:
@@ -280,16 +532,22 @@ def sources_html(answer: Answer, details: bool = False, turn: int = 1, question:
 
 
 def build_app(service: ChatService) -> gr.Blocks:
+    uploads = service.uploads_dir
     with gr.Blocks(title="Ask the documents", analytics_enabled=False) as demo:
         gr.Markdown("## Ask the documents\nAnswers come only from the indexed documents; every "
                     "sentence cites the passage it comes from. Click a footnote to see it.")
         panel = gr.State([])
+        turns = gr.State([])  # structured answers (turn_record), for the exports
+        saved = gr.BrowserState(EMPTY_CONVERSATION, storage_key=STORAGE_KEY,
+                                secret=browser_secret(service.settings))
         with gr.Row():
             with gr.Column(scale=3):
+                # no per-message copy button: it copied the raw HTML (<sup>, &#36;…); "Copy
+                # conversation" below copies the text as shown
                 chat = gr.Chatbot(label="Chat", height=480, elem_id="chat",
                                   placeholder="Ask a question about the documents.",
                                   feedback_options=None, latex_delimiters=[],
-                                  sanitize_html=True, buttons=["copy"])
+                                  sanitize_html=True, buttons=[])
                 with gr.Row():
                     box = gr.Textbox(placeholder="Ask a question and press Enter",
                                      show_label=False, elem_id="question", max_lines=4, scale=8)
@@ -297,10 +555,20 @@ def build_app(service: ChatService) -> gr.Blocks:
                                      min_width=80)
                     stop = gr.Button("Stop", elem_id="stop", scale=1, min_width=80)
                 status = gr.Markdown("", elem_id="status")
-                gr.Examples(EXAMPLES, inputs=box)
+                first = service.examples()
+                examples = gr.Dataset(components=[box], samples=[[q] for q in first],
+                                      label="Examples", elem_id="examples",
+                                      visible=bool(first))
+                with gr.Row():
+                    export_md = gr.DownloadButton("Export Markdown", elem_id="export-md",
+                                                  interactive=False, size="sm")
+                    export_json = gr.DownloadButton("Export JSON", elem_id="export-json",
+                                                    interactive=False, size="sm")
+                    copy = gr.Button("Copy conversation", elem_id="copy-conversation",
+                                     size="sm")
+                    clear = gr.Button("Clear conversation", elem_id="clear", size="sm")
             with gr.Column(scale=2):
-                sources = gr.HTML("<p class='source-meta'>Sources of each answer appear "
-                                  "here, newest first.</p>", elem_id="sources")
+                sources = gr.HTML(SOURCES_PLACEHOLDER, elem_id="sources")
         with gr.Accordion("Add documents", open=False):
             files = gr.File(file_count="multiple", file_types=sorted(SUPPORTED),
                             label=f"Text, Markdown, HTML or PDF, up to "
@@ -309,6 +577,18 @@ def build_app(service: ChatService) -> gr.Blocks:
             add = gr.Button("Index these files", elem_id="index-button")
             upload_status = gr.Textbox(label="Indexing", interactive=False,
                                        elem_id="upload-status")
+        with gr.Accordion("Documents", open=False, elem_id="documents-panel") as panel_docs:
+            table = gr.HTML("", elem_id="documents")
+            with gr.Row():
+                choice = gr.Dropdown([], value=None, label="Document to remove",
+                                     elem_id="doc-choice", scale=3)
+                remove = gr.Button("Remove from the index…", elem_id="remove-doc", scale=1)
+            with gr.Column(visible=False) as confirm:
+                question = gr.Markdown("", elem_id="remove-question")
+                with gr.Row():
+                    yes = gr.Button("Yes, remove it", variant="stop", elem_id="remove-yes")
+                    no = gr.Button("Cancel", elem_id="remove-no")
+            removed = gr.Markdown("", elem_id="documents-status")
         with gr.Accordion("Settings", open=False):
             size = gr.Dropdown(["1.5b", "0.5b"], value=service.settings.model_size,
                                label="Model (0.5b is faster, 1.5b is more accurate)")
@@ -318,20 +598,35 @@ def build_app(service: ChatService) -> gr.Blocks:
         busy = ("Answering… A question you type now stays in the box; press Enter to have it "
                 "answered next, or Stop.")
 
-        def ask(message, history, size, k, details, panel, request: gr.Request):  # noqa: ANN001, ANN202
+        def ask(message, history, size, k, details, panel, turns, request: gr.Request):  # noqa: ANN001, ANN202
             session = getattr(request, "session_hash", "") or ""
-            steps = service.respond(message, history, size, k, details, panel, session)
+            steps = service.respond(message, history, size, k, details, panel, session, turns)
             last = next(steps)
             yield *last, "", busy  # the box is cleared once, when the question is taken
             for last in steps:  # noqa: B007 - what is typed from now on stays in the box
                 yield *last, gr.skip(), busy
             yield *last, gr.skip(), ""
 
-        inputs = [box, chat, size, k, details, panel]
-        outputs = [chat, sources, panel, box, status]
-        # a question sent while one is answered runs next (the last one sent), never dropped
-        box.submit(ask, inputs, outputs, api_name="ask", trigger_mode="always_last")
-        send.click(ask, inputs, outputs, api_name=False, trigger_mode="always_last")
+        def exports(turns):  # noqa: ANN001, ANN202
+            files = service.export(turns or [])
+            if files is None:
+                return (gr.DownloadButton(value=None, interactive=False),
+                        gr.DownloadButton(value=None, interactive=False))
+            return (gr.DownloadButton(value=str(files[0]), interactive=True),
+                    gr.DownloadButton(value=str(files[1]), interactive=True))
+
+        def keep(chat, panel, turns):  # noqa: ANN001, ANN202
+            return conversation_to_store(chat, panel, turns), *exports(turns)
+
+        inputs = [box, chat, size, k, details, panel, turns]
+        outputs = [chat, sources, panel, turns, box, status]
+        # a question sent while one is answered runs next (the last one sent), never dropped;
+        # once answered, the conversation is kept in the browser and the exports made
+        asked = [box.submit(ask, inputs, outputs, api_name="ask", trigger_mode="always_last"),
+                 send.click(ask, inputs, outputs, api_name=False, trigger_mode="always_last")]
+        for event in asked:
+            event.then(keep, [chat, panel, turns], [saved, export_md, export_json],
+                       api_name=False, show_progress="hidden")
 
         def halt(request: gr.Request):  # noqa: ANN202
             service.stop(getattr(request, "session_hash", "") or "")
@@ -339,13 +634,83 @@ def build_app(service: ChatService) -> gr.Blocks:
 
         stop.click(halt, None, status, queue=False, api_name=False)
 
+        def restore(stored):  # noqa: ANN001, ANN202
+            kept = stored_conversation(stored)
+            return (kept["chat"], "".join(kept["panel"]) or SOURCES_PLACEHOLDER, kept["panel"],
+                    kept["turns"], *exports(kept["turns"]))
+
+        demo.load(restore, saved, [chat, sources, panel, turns, export_md, export_json],
+                  api_name=False, show_progress="hidden")
+
+        def forget():  # noqa: ANN202
+            return ([], SOURCES_PLACEHOLDER, [], [], dict(EMPTY_CONVERSATION), "",
+                    *exports([]))
+
+        forgotten = [chat, sources, panel, turns, saved, status, export_md, export_json]
+        clear.click(forget, None, forgotten, api_name=False, cancels=asked)
+        chat.clear(forget, None, forgotten, api_name=False, cancels=asked)  # its trash icon
+        # the chat's text as shown, one message a paragraph (not the HTML behind it)
+        copy.click(None, None, None, api_name=False, js=COPY_CONVERSATION_JS)
+
+        examples.click(lambda sample: sample[0], examples, box, api_name=False, queue=False,
+                       show_progress="hidden")
+
+        def refresh():  # noqa: ANN202
+            docs = service.documents()
+            shown = service.examples(docs)
+            return (documents_html(docs, uploads),
+                    gr.Dropdown(choices=[(document_label(d, uploads), document_id(d))
+                                         for d in docs], value=None),
+                    gr.Dataset(samples=[[q] for q in shown], visible=bool(shown)),
+                    gr.Column(visible=False))
+
+        listing = [table, choice, examples, confirm]
+        demo.load(refresh, None, listing, api_name=False, show_progress="hidden")
+        # opened: listed afresh (`rag ingest` or `rag remove` may have changed the index)
+        panel_docs.expand(refresh, None, listing, api_name=False, show_progress="hidden")
+
         def index(files, progress=gr.Progress()):  # noqa: ANN001, ANN202, B008
             yield "Indexing…"
             yield service.upload(files, progress)
 
-        add.click(index, files, upload_status, api_name="upload")
+        add.click(index, files, upload_status, api_name="upload").then(
+            refresh, None, listing, api_name=False, show_progress="hidden")
+
+        def confirm_removal(doc_id):  # noqa: ANN001, ANN202
+            doc = next((d for d in service.documents() if document_id(d) == doc_id), None)
+            if doc is None:
+                return gr.Column(visible=False), "", "Choose a document first."
+            what = ("its uploaded copy is deleted too" if uploaded(doc, uploads) else
+                    "the file itself stays in its folder, and the next ingest of that folder "
+                    "adds it back unless you delete or move it")
+            return (gr.Column(visible=True),
+                    f"Remove **{safe(doc.source)}** ({_chunks(doc.chunks)}) from the index? "
+                    f"Questions will no longer be answered from it; {what}.", "")
+
+        remove.click(confirm_removal, choice, [confirm, question, removed], api_name=False,
+                     show_progress="hidden")
+        no.click(lambda: (gr.Column(visible=False), ""), None, [confirm, removed],
+                 api_name=False, queue=False)
+        yes.click(lambda doc_id: (gr.Column(visible=False), safe(service.remove(doc_id))),
+                  choice, [confirm, removed], api_name=False).then(
+            refresh, None, listing, api_name=False, show_progress="hidden")
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo
+
+
+# "Copy conversation": the messages' text as the browser shows it (footnotes as [n]), one
+# paragraph each, questions marked "Q:" and answers "A:".
+COPY_CONVERSATION_JS = """
+() => {
+  const rows = [...document.querySelectorAll('#chat .message-row')];
+  const text = rows.map(row => {
+    const body = row.querySelector('.message-content');
+    if (!body) return '';
+    return (row.classList.contains('user-row') ? 'Q: ' : 'A: ') + body.innerText.trim();
+  }).filter(t => t).join('\\n\\n');
+  if (text) navigator.clipboard.writeText(text);
+}
+"""
 
 
 def launch(settings: Settings | None = None, host: str = "127.0.0.1", port: int = 7860,

@@ -4,7 +4,9 @@ and through gradio_client from this second process. Screenshots go to test-outpu
 from __future__ import annotations
 
 import html
+import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -12,9 +14,23 @@ from pathlib import Path
 
 import pytest
 
+from rag import ui
 from rag.questions import read_follow_up
-from rag.types import Answer, Citation, Disagreement, Passage
-from rag.ui import answer_html, safe, sources_html, streamed
+from rag.settings import ARTICLE_EXAMPLES, ARTICLE_SOURCE
+from rag.types import Answer, Citation, Disagreement, DocumentInfo, Passage
+from rag.ui import (
+    ChatService,
+    answer_html,
+    contextualize,
+    conversation_json,
+    conversation_markdown,
+    conversation_to_store,
+    safe,
+    sources_html,
+    stored_conversation,
+    streamed,
+    turn_record,
+)
 from tests.support import running_app
 
 from .conftest import OUTPUT
@@ -89,6 +105,78 @@ def test_only_questions_that_cannot_stand_alone_are_read_as_follow_ups():
     assert read_follow_up("And who said that?", [], vocab) == "And who said that?"
 
 
+def md_text(markdown: str) -> str:
+    """Markdown export text with its backslash escapes undone."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def test_exports_hold_each_answer_its_citations_and_whether_it_abstained():
+    quote = "The pier is ![x](http://127.0.0.1:9/leak.png) <b>300 m</b> long."
+    turns = [
+        turn_record(1, "How long is the pier?", Answer("It is 300 m long [1].", False, [
+            Citation(1, "pier_notes.md", "c1", 10, 10 + len(quote), quote)])),
+        turn_record(2, "What is the capital?", Answer("The documents don't say.", True)),
+        turn_record(3, "Summarize.", note="Stopped. Nothing of the unfinished answer is shown."),
+    ]
+    data = json.loads(conversation_json(turns))
+    assert data["exported_at"] and [t["turn"] for t in data["turns"]] == [1, 2, 3]
+    first, second, third = data["turns"]
+    assert first["answer"]["citations"] == [{"n": 1, "source": "pier_notes.md", "chunk_id": "c1",
+                                             "start": 10, "end": 10 + len(quote),
+                                             "quote": quote}]
+    assert first["answer"]["abstained"] is False and second["answer"]["abstained"] is True
+    assert third == {"turn": 3, "question": "Summarize.",
+                     "note": "Stopped. Nothing of the unfinished answer is shown."}
+
+    md = conversation_markdown(turns)
+    assert "## 1. How long is the pier?" in md and "It is 300 m long [1]." in md
+    assert f"- [1] pier_notes.md, chars 10–{10 + len(quote)}: “{quote}”" in md_text(md)
+    assert "**Abstained**" in md and "*No answer:* Stopped." in md
+    # a Markdown viewer shows the quote as text: no image, link or tag can form
+    assert "![" not in md and "<b>" not in md and "\\[x\\](http" in md  # brackets escaped
+
+
+def test_a_chat_message_handed_back_in_parts_reads_as_its_text():
+    """The chatbot returns each message's content as a list of parts: earlier questions (for
+    follow-ups) and the kept conversation must read their text, not the list's repr."""
+    history = [{"role": "user", "content": [{"type": "text", "text": "What did Airbus sell?"}]},
+               {"role": "assistant", "content": [{"type": "text", "text": "<b>Jets</b> [1]."}]}]
+    assert contextualize("And who said that?", history).startswith("What did Airbus sell?")
+    kept = conversation_to_store(history, [], [])
+    assert kept["chat"][0] == {"role": "user", "content": "What did Airbus sell?"}
+    assert stored_conversation(kept)["chat"] == kept["chat"]
+
+
+def test_the_kept_conversation_is_checked_and_its_oldest_turns_go_when_it_is_too_big(
+        monkeypatch):
+    empty = {"chat": [], "panel": [], "turns": []}
+    for junk in (None, "x", {"chat": "x"}, {"chat": [{"role": "evil", "content": "x"}],
+                                            "panel": [], "turns": []}):
+        assert stored_conversation(junk) == empty
+    chat, turns = [], []
+    for n in (1, 2, 3):
+        chat += [{"role": "user", "content": f"q{n}"}, {"role": "assistant", "content": "a"}]
+        turns.append(turn_record(n, f"q{n}", note="x" * 100))
+    panel = [f'<section class="turn" id="turn-{n}">{"y" * 100}</section>' for n in (3, 2, 1)]
+    monkeypatch.setattr(ui, "MAX_STORED_CHARS", len(json.dumps([chat, panel, turns])) - 1)
+    kept = conversation_to_store(chat, panel, turns)
+    assert [t["turn"] for t in kept["turns"]] == [2, 3]
+    assert [m["content"] for m in kept["chat"]] == ["q2", "a", "q3", "a"]
+    assert all('id="turn-1"' not in p for p in kept["panel"]) and len(kept["panel"]) == 2
+
+
+def test_article_examples_only_while_the_article_is_indexed_unless_configured(settings):
+    def doc(source: str) -> DocumentInfo:
+        return DocumentInfo(source, "/corpus", 3, 100, None)
+
+    service = ChatService(settings)
+    assert service.examples([doc(ARTICLE_SOURCE)]) == list(ARTICLE_EXAMPLES)
+    assert service.examples([doc("my-notes.md")]) == []  # a user corpus: no article questions
+    mine = ChatService(settings.replace(examples=("What is in my notes?",)))
+    assert mine.examples([doc("my-notes.md")]) == ["What is in my notes?"]
+    assert ChatService(settings.replace(examples=())).examples([doc(ARTICLE_SOURCE)]) == []
+
+
 @pytest.fixture(scope="module")
 def app(article_settings):
     t0 = time.perf_counter()
@@ -114,7 +202,8 @@ def page(app_url):
             args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()  # more pages of this context share its browser storage
         page.goto(app_url)
         page.wait_for_selector("#question textarea", timeout=60_000)
         yield page
@@ -285,6 +374,159 @@ def test_a_question_sent_while_answering_is_answered_next_and_stop_ends_the_answ
     assert "Stopped." in bots[before]
     assert "Georgetown" in bots[before + 1]  # the queued question was answered, not dropped
     page.screenshot(path=str(SHOTS / "8-stopped-then-queued-answer.png"))
+
+
+def download(page, selector: str) -> str:
+    """The text of the file a download button gives (Playwright's download API)."""
+    with page.expect_download(timeout=30_000) as info:
+        page.locator(selector).click()
+    return Path(info.value.path()).read_text(encoding="utf-8")
+
+
+def exported(page, turns: int, timeout: float = 60.0) -> dict:
+    """The JSON export once it holds ``turns`` questions: it is remade, together with the copy
+    kept in the browser, once each answer is complete."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page.wait_for_function("() => !document.querySelector('#export-json').disabled",
+                               timeout=timeout * 1000)
+        data = json.loads(download(page, "#export-json"))
+        if len(data["turns"]) >= turns:
+            return data
+        assert time.monotonic() < deadline, (len(data["turns"]), turns)
+        page.wait_for_timeout(300)
+
+
+def questions(page) -> list[str]:
+    return [q.strip() for q in page.locator("#chat .user").all_inner_texts()]
+
+
+@pytest.mark.ui
+def test_export_gives_markdown_and_json_with_every_quote_and_its_location(page,
+                                                                          article_settings):
+    from rag.loaders import load_text
+
+    asked = questions(page)
+    data = exported(page, len(asked))
+    assert [t["question"] for t in data["turns"]] == asked
+    answers = [t["answer"] for t in data["turns"] if "answer" in t]
+    cited = [c for a in answers for c in a["citations"]]
+    assert cited and any(a["abstained"] for a in answers)
+    assert any(t.get("note", "").startswith("Stopped.") for t in data["turns"])
+    for c in cited:  # each quote is the source's text at its offsets
+        path = article_settings.corpus_dir / c["source"]
+        if not path.exists():
+            path = article_settings.uploads_dir / c["source"]
+        assert load_text(path)[c["start"]:c["end"]] == c["quote"]
+
+    md = md_text(download(page, "#export-md"))
+    for n, question in enumerate(asked, start=1):
+        assert f"## {n}. {question}" in md
+    for c in cited:
+        assert (f"[{c['n']}] {c['source']}, chars {c['start']}–{c['end']}: "
+                f"“{' '.join(c['quote'].split())}”") in md
+    assert "**Abstained**" in md and "*No answer:* Stopped." in md
+    page.screenshot(path=str(SHOTS / "10-exported.png"))
+
+
+@pytest.mark.ui
+def test_a_reload_restores_the_conversation_and_its_footnotes(page):
+    users, bots = questions(page), bot_messages(page)
+    sources = page.locator("#sources").inner_text()
+    href = page.locator("#chat sup.fn a").first.get_attribute("href")
+    quote = page.locator(f"#sources {href} mark").inner_text()
+    exported(page, len(users))  # kept in the browser (with the export) once answered
+    t0 = time.perf_counter()
+    page.reload()
+    page.wait_for_function("n => document.querySelectorAll('#chat .bot').length >= n",
+                           arg=len(bots), timeout=60_000)
+    print(f"\nconversation restored {time.perf_counter() - t0:.2f} s after the reload")
+    assert questions(page) == users and bot_messages(page) == bots
+    assert page.locator("#sources").inner_text() == sources
+    page.locator("#chat sup.fn a").first.click()
+    mark = page.locator(f"#sources {href} mark")
+    mark.wait_for(state="visible", timeout=10_000)
+    assert mark.inner_text() == quote and page.evaluate("location.hash") == href
+    page.screenshot(path=str(SHOTS / "11-reloaded.png"))
+
+
+@pytest.mark.ui
+def test_on_a_phone_the_footnotes_are_big_enough_to_tap(page, app_url):
+    phone = page.context.new_page()  # the same browser storage: the conversation is there
+    try:
+        phone.set_viewport_size({"width": 390, "height": 844})
+        phone.goto(app_url)
+        link = phone.locator("#chat sup.fn a").first
+        link.wait_for(timeout=60_000)
+        box = link.bounding_box()
+        assert box and box["width"] >= 24 and box["height"] >= 24, box
+        link.click()
+        phone.locator(f"#sources {link.get_attribute('href')} mark").wait_for(state="visible")
+        phone.screenshot(path=str(SHOTS / "12-phone.png"))
+    finally:
+        phone.close()
+
+
+@pytest.mark.ui
+def test_copy_conversation_copies_the_text_not_the_html(page, app_url):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app_url)
+    page.evaluate("navigator.clipboard.writeText('')")
+    page.locator("#copy-conversation").click()
+    page.wait_for_function("async () => (await navigator.clipboard.readText()).length > 0",
+                           timeout=10_000)
+    text = page.evaluate("navigator.clipboard.readText()")
+    assert text.startswith("Q: How much is the Boeing deal worth?\n\nA: ")
+    assert "$3.2 billion" in text and "[1]" in text
+    assert "<sup" not in text and "&#" not in text and "href" not in text
+
+
+@pytest.mark.ui
+def test_the_documents_panel_lists_files_and_removes_an_upload(page, article_settings):
+    page.get_by_text("Documents", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#documents').innerText"
+                           ".includes('festival-notes.txt')", timeout=30_000)
+    rows = page.locator("#documents tbody tr").all_inner_texts()
+    article = next(r for r in rows if "us-policy-in-tajikistan.txt" in r).split("\t")
+    assert article[1].endswith("kB") and article[2] == "21" and article[3].endswith("UTC")
+    upload = next(r for r in rows if "festival-notes.txt" in r).split("\t")
+    assert upload[0] == "festival-notes.txt (uploaded)" and upload[1].endswith(" B")
+
+    page.locator("#doc-choice input").click()
+    page.get_by_role("option", name="festival-notes.txt (uploaded)").click()
+    page.locator("#remove-doc").click()
+    page.locator("#remove-yes").wait_for(state="visible", timeout=10_000)
+    assert "festival-notes.txt" in page.locator("#remove-question").inner_text()
+    page.screenshot(path=str(SHOTS / "13-remove-confirm.png"))
+    page.locator("#remove-yes").click()
+    page.wait_for_function("() => document.querySelector('#documents-status').innerText"
+                           ".includes('Removed festival-notes.txt')", timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('#documents').innerText"
+                           ".includes('festival-notes.txt')", timeout=30_000)
+    assert "uploaded copy was deleted" in page.locator("#documents-status").inner_text()
+    assert not page.locator("#remove-yes").is_visible()
+    assert not (article_settings.uploads_dir / "festival-notes.txt").exists()
+
+    before = len(bot_messages(page))
+    ask(page, "When was the Zorblat lantern festival first held?")
+    wait_for_answers(page, before + 1)
+    newest = page.locator("#sources section.turn").first.inner_text()
+    assert "festival-notes.txt" not in newest and "1987" not in bot_messages(page)[-1]
+    page.screenshot(path=str(SHOTS / "14-after-removal.png"))
+
+
+@pytest.mark.ui
+def test_clear_conversation_also_forgets_the_kept_copy(page):
+    page.locator("#clear").click()
+    page.wait_for_function("() => !document.querySelector('#chat .bot')"
+                           " && document.querySelector('#export-json').disabled",
+                           timeout=10_000)
+    page.reload()
+    page.wait_for_selector("#question textarea", timeout=60_000)
+    page.wait_for_timeout(3000)  # the time a restore takes (well under 1 s measured)
+    assert bot_messages(page) == [] and "appear here" in page.locator("#sources").inner_text()
+    page.locator("#examples").get_by_text("Who is Emily Harding?").click()  # the article's
+    page.wait_for_function("() => document.querySelector('#question textarea').value"
+                           " === 'Who is Emily Harding?'", timeout=10_000)
 
 
 @pytest.mark.ui
