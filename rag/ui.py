@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 
+from .api import build_api
 from .assistant import Assistant, QuestionError, Stopped
 from .generation import NOT_FOUND, BackendError
 from .ingestion import IngestBusy
@@ -22,6 +23,7 @@ from .loaders import SUPPORTED
 from .models import ModelError
 from .questions import read_follow_up
 from .settings import Settings
+from .shared import LockedAssistant, TurnLock
 from .types import Answer, Passage
 from .web import GuardMiddleware, allowed_hosts
 
@@ -60,14 +62,15 @@ class ChatService:
         self._assistants: dict[str, Assistant] = {}
         self._lock = threading.Lock()
         self._stops: dict[str, threading.Event] = {}  # per browser session: its Stop button
+        self.generation = TurnLock()  # one answer at a time: the UI's and the HTTP API's
 
     def assistant(self, model_size: str | None = None) -> Assistant:
         size = model_size or self.settings.model_size
         with self._lock:
             if size not in self._assistants:
                 base = next(iter(self._assistants.values()), None)
-                self._assistants[size] = Assistant(
-                    self.settings.replace(model_size=size),
+                self._assistants[size] = LockedAssistant(
+                    self.generation, self.settings.replace(model_size=size),
                     embeddings=base.embeddings if base else None)
             return self._assistants[size]
 
@@ -357,11 +360,14 @@ def launch(settings: Settings | None = None, host: str = "127.0.0.1", port: int 
     print(f"Index: {report.summary()}")
     demo = build_app(service)
     user, password = os.environ.get("RAG_UI_USER"), os.environ.get("RAG_UI_PASSWORD")
+    auth = (user, password) if user and password else None
     hosts = allowed_hosts(host, port, os.environ.get("RAG_ALLOWED_HOSTS", "").split(","))
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=True,
-                auth=(user, password) if user and password else None, css=CSS,
+                auth=auth, css=CSS,
                 footer_links=["api"], quiet=True, max_file_size=MAX_UPLOAD_BYTES,
-                app_kwargs={"middleware": [Middleware(GuardMiddleware, hosts=hosts)]})
+                app_kwargs={"middleware": [Middleware(GuardMiddleware, hosts=hosts)],
+                            # the HTTP API (rag/api.py) on the same server, before Gradio's
+                            "routes": build_api(service, auth).routes})
     print(f"Ready on http://{host}:{port} in {time.perf_counter() - t0:.1f} s", flush=True)
     # load the LLM now rather than on the first question; started after the print because
     # llama.cpp silences stdout/stderr while it loads
