@@ -23,6 +23,7 @@ import base64
 import binascii
 import contextlib
 import json
+import os
 import re
 import secrets
 import tempfile
@@ -50,6 +51,7 @@ from .lexical import LexicalIndex
 from .loaders import escape_name
 from .models import ModelError
 from .questions import QuestionError, clean_question
+from .settings import Settings
 from .store import StoreError
 from .text import count_tokens
 from .types import Answer
@@ -366,8 +368,7 @@ def build_api(service: ChatService, credentials: Credentials = None) -> APIRoute
 
     @router.get("/healthz")
     def health() -> dict[str, Any]:
-        lock = getattr(service, "generation", None)
-        return {"status": "ok", "waiting": lock.waiting if lock is not None else 0}
+        return {"status": "ok", "waiting": service.generation.waiting}
 
     @router.get("/v1/models")
     def models(request: Request) -> dict[str, Any]:
@@ -504,8 +505,6 @@ def build_api(service: ChatService, credentials: Credentials = None) -> APIRoute
 # -- the server --------------------------------------------------------------------------------
 def credentials_from_env() -> Credentials:
     """(RAG_UI_USER, RAG_UI_PASSWORD) when both are set, else None."""
-    import os
-
     user, password = os.environ.get("RAG_UI_USER"), os.environ.get("RAG_UI_PASSWORD")
     return (user, password) if user and password else None
 
@@ -530,14 +529,11 @@ def _no_telemetry() -> dict[str, Any]:
     return {}
 
 
-def serve(settings: Any = None, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(settings: Settings | None = None, host: str = "127.0.0.1", port: int = 8000) -> None:
     """``rag serve``: index what changed, then serve the API (no UI) until interrupted."""
-    import os
-
     import uvicorn
 
-    from .settings import Settings
-    from .ui import ChatService
+    from .ui import ChatService  # its uploads and assistants (Gradio is imported, not served)
 
     settings = settings or Settings.load()
     t0 = time.perf_counter()

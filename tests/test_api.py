@@ -433,8 +433,7 @@ def test_abstentions_and_the_ask_shape_match_the_cli(served, openai_client, arti
 @pytest.mark.e2e
 def test_an_uploaded_document_is_answered_from_then_removed(served, tmp_path):
     auth = (USER, PASSWORD)
-    note = (b"The Zorblat lantern festival takes place every March in the town of Kulob. "
-            b"It was first held in 1987.\n")
+    note = b"The Zorblat lantern festival was first held in 1987 in the town of Kulob.\n"
     r = httpx.post(f"{served}/v1/documents", files={"file": ("festival-notes.txt", note)},
                    auth=auth, timeout=120)
     assert r.status_code == 200, r.text
