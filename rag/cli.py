@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default=os.environ.get("RAG_UI_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_UI_PORT", "7860")))
 
+    # -- rag serve: the HTTP API alone (rag/api.py) --
+    p = sub.add_parser("serve", help="serve the HTTP API alone, no UI (default "
+                                     "http://127.0.0.1:8000/v1)")
+    p.add_argument("--host", default=os.environ.get("RAG_API_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("RAG_API_PORT", "8000")))
+
     p = sub.add_parser("doctor", help="check the index against the sources; repair what "
                                       "is derivable (the lexical index, leftovers)")
     p.add_argument("paths", nargs="*", type=Path, help="ingested folders (default: corpus)")
@@ -87,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
             from .ui import launch
 
             launch(settings, args.host, args.port)
+            return 0
+        if args.command == "serve":  # the HTTP API alone (rag/api.py)
+            from .api import serve
+
+            serve(settings, args.host, args.port)
             return 0
         if args.command == "models":
             from .models import MODELS, model_file

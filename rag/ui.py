@@ -23,6 +23,7 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 
+from .api import build_api
 from .assistant import Assistant, QuestionError, Stopped
 from .documents import UnknownDocument
 from .generation import NOT_FOUND, BackendError
@@ -31,6 +32,7 @@ from .loaders import SUPPORTED
 from .models import ModelError
 from .questions import read_follow_up
 from .settings import ARTICLE_EXAMPLES, ARTICLE_SOURCE, Settings
+from .shared import LockedAssistant, TurnLock
 from .store import StoreError, now_iso
 from .types import Answer, DocumentInfo, Passage
 from .web import GuardMiddleware, allowed_hosts
@@ -77,14 +79,15 @@ class ChatService:
         self._stops: dict[str, threading.Event] = {}  # per browser session: its Stop button
         self._exports = Path(tempfile.mkdtemp(prefix="rag-exports-"))
         atexit.register(shutil.rmtree, self._exports, True)
+        self.generation = TurnLock()  # one answer at a time: the UI's and the HTTP API's
 
     def assistant(self, model_size: str | None = None) -> Assistant:
         size = model_size or self.settings.model_size
         with self._lock:
             if size not in self._assistants:
                 base = next(iter(self._assistants.values()), None)
-                self._assistants[size] = Assistant(
-                    self.settings.replace(model_size=size),
+                self._assistants[size] = LockedAssistant(
+                    self.generation, self.settings.replace(model_size=size),
                     embeddings=base.embeddings if base else None)
             return self._assistants[size]
 
@@ -722,11 +725,14 @@ def launch(settings: Settings | None = None, host: str = "127.0.0.1", port: int 
     print(f"Index: {report.summary()}")
     demo = build_app(service)
     user, password = os.environ.get("RAG_UI_USER"), os.environ.get("RAG_UI_PASSWORD")
+    auth = (user, password) if user and password else None
     hosts = allowed_hosts(host, port, os.environ.get("RAG_ALLOWED_HOSTS", "").split(","))
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=True,
-                auth=(user, password) if user and password else None, css=CSS,
+                auth=auth, css=CSS,
                 footer_links=["api"], quiet=True, max_file_size=MAX_UPLOAD_BYTES,
-                app_kwargs={"middleware": [Middleware(GuardMiddleware, hosts=hosts)]})
+                app_kwargs={"middleware": [Middleware(GuardMiddleware, hosts=hosts)],
+                            # the HTTP API (rag/api.py) on the same server, before Gradio's
+                            "routes": build_api(service, auth).routes})
     print(f"Ready on http://{host}:{port} in {time.perf_counter() - t0:.1f} s", flush=True)
     # load the LLM now rather than on the first question; started after the print because
     # llama.cpp silences stdout/stderr while it loads

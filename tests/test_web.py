@@ -61,7 +61,7 @@ def test_pages_forbid_loading_from_other_hosts_and_analytics_are_off(app):
 
 
 def test_an_upload_over_the_limit_is_refused_and_not_kept(app):
-    url, temp = app
+    url, temp = app[0].url, app[1]
     client = login(url)
     big = b"The pier is long. " * 350_000  # 6.3 MB, over the 5 MB limit
     r = client.post("/gradio_api/upload", files={"files": ("big.txt", big, "text/plain")})
