@@ -409,7 +409,10 @@ def build_api(service: ChatService, credentials: Credentials = None) -> APIRoute
             # Only the checked answer is ever sent: it is streamed once it is checked.
             yield _sse(chunk({"role": "assistant", "content": ""}))
             try:
-                result = await answer(request, question, history, None, size, watch=False)
+                # watched like the other routes: a client that left is never answered
+                result = await answer(request, question, history, None, size)
+            except ApiError:
+                return  # the client left; nobody reads this stream any more
             except (QuestionError, BackendError, ModelError, StoreError, Stopped) as exc:
                 yield _sse(ApiError(503, f"the assistant is unavailable: {exc}").body())
                 return

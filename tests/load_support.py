@@ -57,7 +57,7 @@ def run_load(url: str, users: int, questions: int, deadline: float = 900.0,
             q = QUESTIONS[(u + i) % len(QUESTIONS)]
             t0 = time.monotonic()
             try:
-                history, _ = c.submit(q, [], size, 4, False, api_name="/ask").result(
+                history, *_ = c.submit(q, [], size, 4, False, api_name="/ask").result(
                     timeout=left)
                 reply = history[-1]["content"] if history else ""
                 if not reply or "class=\"error\"" in str(reply):

@@ -196,7 +196,7 @@ def test_a_request_whose_client_left_while_waiting_is_not_answered(scripted):
                            ("/v1/chat/completions", {"stream": True, "messages": [
                                {"role": "user", "content": "When did the bridge open?"}]})):
             with pytest.raises(httpx.ReadTimeout):
-                httpx.post(f"{url}{path}", json=body, timeout=1.0)
+                httpx.post(f"{url}{path}", json=body, timeout=3.0)  # reaches its turn, waits
         deadline = time.monotonic() + 10
         while service.generation.waiting < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -440,7 +440,8 @@ def test_an_uploaded_document_is_answered_from_then_removed(served, tmp_path):
                    auth=auth, timeout=120)
     assert r.status_code == 200, r.text
     listed = httpx.get(f"{served}/v1/documents", auth=auth).json()["documents"]
-    assert {"source": "festival-notes.txt", "chunks": 1, "uploaded": True} in listed
+    assert {"source": "festival-notes.txt", "chunks": 1, "uploaded": True} in [
+        {k: d[k] for k in ("source", "chunks", "uploaded")} for d in listed]
     question = {"question": "When was the Zorblat lantern festival first held?"}
     t0 = time.perf_counter()
     data = httpx.post(f"{served}/v1/ask", json=question, auth=auth, timeout=300).json()
