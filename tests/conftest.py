@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import Settings
+from rag import Assistant, Settings
 from rag.embeddings import LocalEmbeddings, default_embeddings
 from tests.support import free_port, running_server
 
@@ -83,3 +83,15 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with running_server(cmd, f"http://127.0.0.1:{port}/api/v2/heartbeat",
                         OUTPUT / "servers" / "chroma.log"):
         yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def make(settings, embeddings, fake_llm):
+    """An Assistant over the fixture corpus with a scripted model: ``make(*outputs, **settings
+    changes)`` -> (assistant, llm), ingested."""
+    def build(*outputs, **changes):
+        llm = fake_llm(*outputs)
+        assistant = Assistant(settings.replace(**changes), llm=llm, embeddings=embeddings)
+        assistant.ingest(progress=False)
+        return assistant, llm
+    return build

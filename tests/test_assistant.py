@@ -3,19 +3,9 @@ everything else (Chroma, embedder, BM25) is real."""
 
 import pytest
 
-from rag import ABSTAIN, Assistant, QuestionError
+from rag import ABSTAIN, QuestionError
 from rag.generation import NOT_FOUND, SYSTEM_PROMPT
 from rag.retrieval import rrf
-
-
-@pytest.fixture
-def make(settings, embeddings, fake_llm):
-    def build(*outputs, **changes):
-        llm = fake_llm(*outputs)
-        assistant = Assistant(settings.replace(**changes), llm=llm, embeddings=embeddings)
-        assistant.ingest(progress=False)
-        return assistant, llm
-    return build
 
 
 def test_rrf_sums_reciprocal_ranks():

@@ -16,16 +16,6 @@ from rag.lexical import LexicalIndex
 
 
 @pytest.fixture
-def make(settings, embeddings, fake_llm):
-    def build(*outputs, **changes):
-        llm = fake_llm(*outputs)
-        assistant = Assistant(settings.replace(**changes), llm=llm, embeddings=embeddings)
-        assistant.ingest(progress=False)
-        return assistant, llm
-    return build
-
-
-@pytest.fixture
 def cli_env(settings, monkeypatch):
     """``rag …`` run in this process against the test's corpus and store."""
     monkeypatch.setenv("RAG_STORE_DIR", str(settings.store_dir))

@@ -380,26 +380,24 @@ class TestLocalEmbeddingsStandard(EmbeddingsIntegrationTests):
         return LocalEmbeddings
 
 
-class TestLangChainEmbeddingsStandard(EmbeddingsIntegrationTests):
+class _AdapterUnderTest:
+    """The adapter over a deterministic fake model, for both of ``langchain_tests``' suites."""
+
+    @property
+    def embeddings_class(self) -> type[LangChainEmbeddings]:
+        return LangChainEmbeddings
+
+    @property
+    def embedding_model_params(self) -> dict:
+        return {"embeddings": DeterministicFakeEmbedding(size=16)}
+
+
+class TestLangChainEmbeddingsStandard(_AdapterUnderTest, EmbeddingsIntegrationTests):
     """``langchain_tests``' embeddings suite on the adapter (it is an ``Embeddings`` too)."""
 
-    @property
-    def embeddings_class(self) -> type[LangChainEmbeddings]:
-        return LangChainEmbeddings
 
-    @property
-    def embedding_model_params(self) -> dict:
-        return {"embeddings": DeterministicFakeEmbedding(size=16)}
-
-
-class TestLangChainEmbeddingsUnitStandard(EmbeddingsUnitTests):
-    @property
-    def embeddings_class(self) -> type[LangChainEmbeddings]:
-        return LangChainEmbeddings
-
-    @property
-    def embedding_model_params(self) -> dict:
-        return {"embeddings": DeterministicFakeEmbedding(size=16)}
+class TestLangChainEmbeddingsUnitStandard(_AdapterUnderTest, EmbeddingsUnitTests):
+    pass
 
 
 # -- the project's LLM as a LangChain chat model (how generation shows in callbacks) ------
