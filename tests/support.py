@@ -85,3 +85,14 @@ def running_app(settings, log: Path, **env: str) -> Iterator[App]:  # noqa: ANN0
     url = f"http://127.0.0.1:{port}"
     with running_server(cmd, url, log, env=env, cwd=PROJECT) as proc:
         yield App(url, proc.pid)
+
+
+def rotated_corpus(dest: Path, units: list[str], n_files: int) -> Path:
+    """``n_files`` distinct reports in ``dest``, each the ``units`` (paragraphs or lines of
+    the article) rotated by its number, so every file's chunks differ."""
+    dest.mkdir(parents=True)
+    for i in range(n_files):
+        r = i % len(units)
+        body = "\n\n".join(units[r:] + units[:r])
+        (dest / f"report-{i:02d}.txt").write_text(f"Field report number {i}.\n\n{body}\n")
+    return dest

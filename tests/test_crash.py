@@ -25,6 +25,7 @@ from rag.lexical import LexicalIndex
 from rag.store import make_store
 
 from .conftest import ARTICLE, PROJECT
+from .support import rotated_corpus
 
 N_FILES = 40
 
@@ -32,12 +33,7 @@ N_FILES = 40
 def _big_corpus(dest: Path) -> Path:
     """40 distinct files made from the article's paragraphs, rotated."""
     paragraphs = [p for p in ARTICLE.read_text().split("\n\n") if p.strip()]
-    dest.mkdir(parents=True)
-    for i in range(N_FILES):
-        r = i % len(paragraphs)
-        body = "\n\n".join(paragraphs[r:] + paragraphs[:r])
-        (dest / f"report-{i:02d}.txt").write_text(f"Field report number {i}.\n\n{body}\n")
-    return dest
+    return rotated_corpus(dest, paragraphs, N_FILES)
 
 
 def _snapshot(settings: Settings) -> dict:

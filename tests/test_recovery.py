@@ -32,6 +32,7 @@ from rag.retrieval import HybridSearcher
 from rag.store import current_location, make_store
 
 from .conftest import ARTICLE, PROJECT
+from .support import rotated_corpus
 
 GARBAGE = b"this is not an SQLite database " * 200
 
@@ -81,12 +82,7 @@ def _answer(settings: Settings, embeddings, fake_llm):  # noqa: ANN001, ANN202
 def _article_corpus(dest: Path, n_files: int) -> Path:
     """``n_files`` distinct files from the article's lines, rotated (21 chunks each)."""
     lines = [line for line in ARTICLE.read_text().splitlines() if line.strip()]
-    dest.mkdir(parents=True)
-    for i in range(n_files):
-        r = i % len(lines)
-        body = "\n\n".join(lines[r:] + lines[:r])
-        (dest / f"report-{i:02d}.txt").write_text(f"Field report number {i}.\n\n{body}\n")
-    return dest
+    return rotated_corpus(dest, lines, n_files)
 
 
 def _queued(db: Path) -> int:
