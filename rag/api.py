@@ -321,17 +321,14 @@ def build_api(service: ChatService, credentials: Credentials = None) -> APIRoute
         """The answer, in a thread, in turn; stopped if the client goes away meanwhile."""
         stop = threading.Event()
 
-        def on_token(_: str) -> None:
-            if stop.is_set():
-                raise Stopped("the client went away")
-
         def run() -> Answer:
-            return assistant(size).ask(question, on_token=on_token, history=history,
-                                       k=k or service.settings.k, stop=stop)
+            return assistant(size).ask(question, history=history, k=k or service.settings.k,
+                                       stop=stop)
 
+        job = asyncio.ensure_future(anyio.to_thread.run_sync(
+            run, abandon_on_cancel=True, limiter=limiter))
+        job.add_done_callback(lambda j: j.cancelled() or j.exception())  # never "unretrieved"
         try:
-            job = asyncio.ensure_future(anyio.to_thread.run_sync(
-                run, abandon_on_cancel=True, limiter=limiter))
             while watch:
                 done, _ = await asyncio.wait({job}, timeout=0.25)
                 if done:
@@ -341,7 +338,11 @@ def build_api(service: ChatService, credentials: Credentials = None) -> APIRoute
                     raise ApiError(499, "the client closed the request")
             return await job
         finally:
-            stop.set()  # cancelled (the client left a stream): the model stops at its next token
+            # the client left (or a stream was cancelled): the thread leaves the queue, or the
+            # model stops at its next token; nobody waits for its result any more
+            stop.set()
+            if not job.done():
+                job.cancel()
 
     @router.get("/healthz")
     def health() -> dict[str, Any]:

@@ -57,6 +57,20 @@ FALLBACK_LABEL = ("The language model is unavailable, so this is not an answer: 
                   "passages, quoted verbatim")
 
 
+def _stoppable(on_token: Callable[[str], None] | None, stop: threading.Event
+               ) -> Callable[[str], None]:
+    """``on_token`` that first raises ``Stopped`` once ``stop`` is set (the model's stream is
+    closed by the exception, so generation ends at its next token)."""
+
+    def checked(piece: str) -> None:
+        if stop.is_set():
+            raise Stopped("stopped")
+        if on_token is not None:
+            on_token(piece)
+
+    return checked
+
+
 class Stopped(Exception):
     """The user stopped the answer while it was being generated."""
 
@@ -172,12 +186,15 @@ class Assistant:
         return read_follow_up(q, history, self.searcher.lexical())
 
     def ask(self, question: str, on_token: Callable[[str], None] | None = None,
-            history: list[str] | None = None) -> Answer:
+            history: list[str] | None = None, stop: threading.Event | None = None) -> Answer:
         """Answer ``question``; ``on_token`` receives the model's raw text as it streams;
-        ``history`` holds the conversation's earlier questions (for follow-ups)."""
+        ``history`` holds the conversation's earlier questions (for follow-ups); setting
+        ``stop`` ends generation at the model's next token (``Stopped``)."""
         s = self.settings
         clock = Stopwatch()
         q = self.read(question, history)
+        if stop is not None:
+            on_token = _stoppable(on_token, stop)
         answer = self._answer(q, on_token, clock)
         if history and q != clean_question(question, s.max_question_chars):
             answer.read_as = q
@@ -270,14 +287,10 @@ class Assistant:
         q: queue.Queue = queue.Queue()
         result: dict[str, Answer | BaseException] = {}
 
-        def on_token(piece: str) -> None:
-            if stop.is_set():
-                raise Stopped("stopped")
-            q.put(piece)
-
         def run() -> None:
             try:
-                result["answer"] = self.ask(question, on_token=on_token, history=history)
+                result["answer"] = self.ask(question, on_token=q.put, history=history,
+                                            stop=stop)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 result["error"] = exc
             finally:

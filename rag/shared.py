@@ -4,6 +4,7 @@ turns (first come, first served) on the same model."""
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -13,34 +14,47 @@ from .types import Answer
 
 class TurnLock:
     """A lock granted in the order it was asked for (``threading.Lock`` is not fair), so a busy
-    API client cannot starve the UI or the other way round."""
+    API client cannot starve the UI or the other way round. A caller whose ``stop`` is set
+    while it waits leaves the queue (a client that went away holds no place in it)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._next = 0  # the ticket the next caller gets
-        self._serving = 0  # the ticket that holds the lock
+        self._queue: deque[object] = deque()  # the callers waiting, in order of arrival
         self._held = False
 
-    def __enter__(self) -> TurnLock:
+    def acquire(self, stop: threading.Event | None = None) -> bool:
+        """Wait for this caller's turn and take the lock (True); False, without the lock, if
+        ``stop`` was set first."""
+        me = object()
         with self._cond:
-            ticket = self._next
-            self._next += 1
-            while ticket != self._serving or self._held:
-                self._cond.wait()
+            self._queue.append(me)
+            while self._held or self._queue[0] is not me:
+                if stop is not None and stop.is_set():
+                    self._queue.remove(me)
+                    self._cond.notify_all()  # the next one may now be first
+                    return False
+                self._cond.wait(0.1 if stop is not None else None)
+            self._queue.popleft()
             self._held = True
+            return True
+
+    def release(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+    def __enter__(self) -> TurnLock:
+        self.acquire()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        with self._cond:
-            self._held = False
-            self._serving += 1
-            self._cond.notify_all()
+        self.release()
 
     @property
     def waiting(self) -> int:
         """Callers waiting for their turn (not counting the one holding the lock)."""
         with self._cond:
-            return self._next - self._serving - (1 if self._held else 0)
+            return len(self._queue)
 
 
 class LockedAssistant(Assistant):
@@ -56,16 +70,20 @@ class LockedAssistant(Assistant):
             stop: threading.Event | None = None) -> Answer:
         """``Assistant.ask`` in turn. ``k``: passages for this answer only (the settings are
         put back unless someone else changed them meanwhile); ``stop``: set while waiting, the
-        answer is not started (``Stopped``)."""
-        with self.lock:
+        answer is not started and its place in the queue is given up (``Stopped``)."""
+        if not self.lock.acquire(stop):
+            raise Stopped("stopped before its turn")
+        try:
             if stop is not None and stop.is_set():
                 raise Stopped("stopped before its turn")
             if k is None or k == self.settings.k:
-                return super().ask(question, on_token, history)
+                return super().ask(question, on_token, history, stop)
             before = self.settings
             self.settings = mine = before.replace(k=k)
             try:
-                return super().ask(question, on_token, history)
+                return super().ask(question, on_token, history, stop)
             finally:
                 if self.settings is mine:
                     self.settings = before
+        finally:
+            self.lock.release()

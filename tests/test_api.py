@@ -191,23 +191,45 @@ def test_api_and_ui_answers_take_turns_on_the_model(scripted):
 
 def test_a_request_whose_client_left_while_waiting_is_not_answered(scripted):
     url, service, llm = scripted
-    with service.generation:  # the model is busy (a UI answer, say)
+
+    def until(condition) -> bool:  # noqa: ANN001
+        deadline = time.monotonic() + 10
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return condition()
+
+    with service.generation, ThreadPoolExecutor(1) as pool:  # the model is busy (UI answer)
         for path, body in (("/v1/ask", {"question": "When did the bridge open?"}),
                            ("/v1/chat/completions", {"stream": True, "messages": [
                                {"role": "user", "content": "When did the bridge open?"}]})):
+            client = pool.submit(httpx.post, f"{url}{path}", json=body, timeout=3.0)
+            assert until(lambda: service.generation.waiting == 1)  # it waits for its turn
             with pytest.raises(httpx.ReadTimeout):
-                httpx.post(f"{url}{path}", json=body, timeout=3.0)  # reaches its turn, waits
-        deadline = time.monotonic() + 10
-        while service.generation.waiting < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert service.generation.waiting == 2
-    deadline = time.monotonic() + 10
-    while service.generation.waiting and time.monotonic() < deadline:
-        time.sleep(0.05)
+                client.result(timeout=30)  # ... and its client leaves
+            assert until(lambda: service.generation.waiting == 0)  # it gave up its place
     time.sleep(0.3)
-    assert llm.calls == []  # both turns came and went without a model call
+    assert llm.calls == []  # both requests came and went without a model call
     assert httpx.post(f"{url}/v1/ask", json={"question": "When did the bridge open?"},
                       timeout=60).json()["answer"] == BRIDGE
+
+
+def test_a_caller_that_stops_while_waiting_leaves_the_queue():
+    lock, stop, got = TurnLock(), threading.Event(), []
+    lock.acquire()
+    waiter = threading.Thread(target=lambda: got.append(lock.acquire(stop)))
+    waiter.start()
+    second = threading.Thread(target=lambda: got.append(lock.acquire()))
+    while lock.waiting < 1:
+        time.sleep(0.01)
+    second.start()
+    while lock.waiting < 2:
+        time.sleep(0.01)
+    stop.set()
+    waiter.join(5)
+    assert got == [False] and lock.waiting == 1  # the stopped caller left, the other waits
+    lock.release()
+    second.join(5)
+    assert got == [False, True] and lock.waiting == 0
 
 
 def test_turns_are_granted_in_order():
