@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rag import USER_ERRORS, Settings
+from rag import USAGE_ERRORS, USER_ERRORS, Settings
 
 from .harness import main as run_eval
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_eval(settings, args)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 2 if isinstance(exc, USAGE_ERRORS) else 1
     except KeyboardInterrupt:
         return 130
 

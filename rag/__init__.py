@@ -22,10 +22,25 @@ from .settings import Settings  # noqa: E402
 from .store import StoreError  # noqa: E402
 from .types import Answer, Chunk, Citation, DocumentInfo, Passage  # noqa: E402
 
-# Errors a command line reports as "error: <message>" (each message names its fix).
-USER_ERRORS = (QuestionError, StoreError, BackendError, ModelError, IngestBusy, LoadError,
-               UnknownDocument, ValueError)
+# Errors a command line reports as "error: <message>" (each message names its fix): usage
+# errors (a bad question, path or setting: exit code 2) and runtime errors (the store, the model
+# or a running ingest: exit code 1).
+USAGE_ERRORS = (QuestionError, LoadError, ValueError)
+RUNTIME_ERRORS = (StoreError, BackendError, ModelError, IngestBusy, UnknownDocument)
+USER_ERRORS = USAGE_ERRORS + RUNTIME_ERRORS
 
-__all__ = ["ABSTAIN", "USER_ERRORS", "Answer", "Assistant", "BackendError", "Chunk", "Citation",
-           "DocumentInfo", "IngestBusy", "IngestReport", "LoadError", "ModelError", "Passage",
-           "QuestionError", "Removal", "Settings", "StoreError", "UnknownDocument"]
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":  # from the installed distribution's metadata
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("rag")
+        except PackageNotFoundError:
+            return "0+unknown"
+    raise AttributeError(name)
+
+__all__ = ["ABSTAIN", "RUNTIME_ERRORS", "USAGE_ERRORS", "USER_ERRORS", "Answer", "Assistant",
+           "BackendError", "Chunk", "Citation", "DocumentInfo", "IngestBusy", "IngestReport",
+           "LoadError", "ModelError", "Passage", "QuestionError", "Removal", "Settings",
+           "StoreError", "UnknownDocument"]

@@ -10,24 +10,33 @@ import sys
 import time
 from pathlib import Path
 
-from . import USER_ERRORS, Assistant, BackendError, QuestionError, Settings, UnknownDocument
+from . import (
+    USAGE_ERRORS,
+    USER_ERRORS,
+    Assistant,
+    BackendError,
+    QuestionError,
+    Settings,
+    UnknownDocument,
+)
 from .types import Answer
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    at = _command_at(argv)
-    if at is not None and argv[at] == "eval":
-        # the eval harness is not part of the product: it runs apart, with every option
-        return subprocess.call([sys.executable, "-m", "evals", *argv[:at], *argv[at + 1:]])
-    parser = argparse.ArgumentParser(prog="rag", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rag`` command's arguments (``rag eval`` has its own: ``python -m evals``)."""
+    parser = argparse.ArgumentParser(
+        prog="rag", description=__doc__,
+        epilog="Exit codes: 0 done, 1 runtime error (store, model, busy ingest), 2 usage error "
+               "(bad question, path or setting), 130 interrupted.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--config", help="TOML settings file (default: ./rag.toml if present)")
     parser.add_argument("--model-size", choices=["1.5b", "0.5b"], help="embedded model size")
     parser.add_argument("--backend", choices=["llama", "openai"], help="LLM backend")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="index documents (default: the corpus folder)")
-    p.add_argument("paths", nargs="*", type=Path)
+    p.add_argument("paths", nargs="*", type=Path,
+                   help="files or folders to index (default: the corpus folder)")
     p.add_argument("--rebuild", action="store_true",
                    help="build a new index beside the current one (never opening it) and "
                         "swap it in when complete")
@@ -42,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the document's path, or its source name as `rag list` shows it")
 
     p = sub.add_parser("ask", help="answer one question with citations")
-    p.add_argument("question")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("question", help="the question; - reads it from standard input")
+    p.add_argument("--json", action="store_true",
+                   help="print the answer, citations and timings as one JSON object")
     p.add_argument("-k", type=int, help="passages given to the model")
 
     sub.add_parser("chat", help="interactive question prompt in the terminal")
@@ -52,14 +62,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="also generate a few tokens with each in a worker process (set-up's "
                         "proof that the llama.cpp build runs on this CPU)")
     p = sub.add_parser("ui", help="start the chat UI (default http://127.0.0.1:7860)")
-    p.add_argument("--host", default=os.environ.get("RAG_UI_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(os.environ.get("RAG_UI_PORT", "7860")))
+    p.add_argument("--host", default=os.environ.get("RAG_UI_HOST", "127.0.0.1"),
+                   help="address to listen on (default 127.0.0.1, or RAG_UI_HOST)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("RAG_UI_PORT", "7860")),
+                   help="port (default 7860, or RAG_UI_PORT)")
 
     # -- rag serve: the HTTP API alone (rag/api.py) --
     p = sub.add_parser("serve", help="serve the HTTP API alone, no UI (default "
                                      "http://127.0.0.1:8000/v1)")
-    p.add_argument("--host", default=os.environ.get("RAG_API_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(os.environ.get("RAG_API_PORT", "8000")))
+    p.add_argument("--host", default=os.environ.get("RAG_API_HOST", "127.0.0.1"),
+                   help="address to listen on (default 127.0.0.1, or RAG_API_HOST)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("RAG_API_PORT", "8000")),
+                   help="port (default 8000, or RAG_API_PORT)")
 
     p = sub.add_parser("doctor", help="check the index against the sources; repair what "
                                       "is derivable (the lexical index, leftovers)")
@@ -68,7 +82,16 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("eval", help="run the eval harness (`rag eval --help` for its options)")
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    at = _command_at(argv)
+    if at is not None and argv[at] == "eval":
+        # the eval harness is not part of the product: it runs apart, with every option
+        return subprocess.call([sys.executable, "-m", "evals", *argv[:at], *argv[at + 1:]])
+    args = build_parser().parse_args(argv)
     try:
         settings = Settings.load(args.config, model_size=args.model_size, backend=args.backend)
         if args.command == "ingest":
@@ -86,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ask":
             if args.k:
                 settings = settings.replace(k=args.k)
-            return _ask(Assistant(settings), args.question, args.json)
+            question = sys.stdin.read() if args.question == "-" else args.question
+            return _ask(Assistant(settings), question, args.json)
         if args.command == "chat":
             return _chat(Assistant(settings))
         if args.command == "ui":
@@ -114,10 +138,16 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 2 if isinstance(exc, USAGE_ERRORS) else 1
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _version() -> str:
+    from . import __version__
+
+    return str(__version__)
 
 
 def _command_at(argv: list[str]) -> int | None:

@@ -49,8 +49,9 @@ def _rag(settings: Settings, *args: str, timeout: float = 600) -> subprocess.Com
 
 
 def _assert_clear_error(proc: subprocess.CompletedProcess, *words: str) -> None:
-    """Exit code 2 with one ``error: …`` line naming the fix, and no stack trace."""
-    assert proc.returncode == 2, proc.stdout + proc.stderr
+    """Exit code 1 (a runtime error) with one ``error: …`` line naming the fix, and no stack
+    trace."""
+    assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "error: " in proc.stderr
     for word in words:

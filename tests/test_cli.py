@@ -1,0 +1,68 @@
+"""The command line's contract: exit codes (0 done, 1 runtime error, 2 usage error), `--version`,
+`rag ask -` reading the question from standard input, and help on every argument."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rag.cli import build_parser
+from tests.support import PROJECT
+
+
+def rag(*args: str, stdin: str = "", store: str = "", timeout: float = 300
+        ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if store:
+        env["RAG_STORE_DIR"] = store
+    return subprocess.run([sys.executable, "-m", "rag.cli", *args], input=stdin, env=env,
+                          cwd=PROJECT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_version_is_the_installed_distributions():
+    from importlib.metadata import version
+
+    out = rag("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"rag {version('rag')}"
+
+
+@pytest.mark.parametrize(("stdin", "words"), [
+    ("   \n\t ", "empty"),
+    ("why " * 1000, "3,999 characters long"),  # the exact count proves stdin was read
+])
+def test_ask_dash_reads_the_question_from_stdin_and_a_bad_one_is_a_usage_error(stdin, words):
+    out = rag("ask", "-", stdin=stdin)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.startswith("error: ") and words in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_missing_index_is_a_runtime_error(tmp_path):
+    out = rag("ask", "How much is the Boeing deal worth?", store=str(tmp_path / "none"))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "error: " in out.stderr and "rag ingest" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_an_unknown_setting_is_a_usage_error(tmp_path):
+    config = tmp_path / "rag.toml"
+    config.write_text("chunk_tokenz = 5\n")
+    out = rag("--config", str(config), "list")
+    assert out.returncode == 2 and "unknown setting(s): chunk_tokenz" in out.stderr
+
+
+def test_every_argument_has_help():
+    def undocumented(parser: argparse.ArgumentParser) -> list[str]:
+        missing = []
+        for action in parser._actions:  # noqa: SLF001 - argparse keeps them here
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+                missing += [m for sub in action.choices.values() for m in undocumented(sub)]
+            elif not action.help:
+                missing.append(f"{parser.prog} {'/'.join(action.option_strings) or action.dest}")
+        return missing
+
+    assert undocumented(build_parser()) == []
