@@ -32,6 +32,7 @@ from .generation import (
 from .grounding import Checked, Checker, QuoteIndexer, Support, SupportPolicy, assemble
 from .grounding.conflicts import disagreements, find_conflicts, with_disagreements
 from .grounding.entailment import Entailment
+from .grounding.premise import PremiseCheck, Verdict, presuppositions
 from .ingestion import IngestReport, ingest
 from .lexical import LexicalIndex
 from .models import ModelError
@@ -100,10 +101,12 @@ class Assistant:
         self._own_store = store is None  # opened here, so reopened after an ingest
         self._searcher: HybridSearcher | None = None
         self._whole: tuple[tuple[str, int], list[Passage] | None] | None = None
+        verifier = self._verifier_llm() if self.settings.entailment and llm is None else None
         self.checker = Checker(self.embeddings,
                                policy or SupportPolicy(min_support=self.settings.min_support),
-                               entails=Entailment(self._verifier_llm())
-                               if self.settings.entailment and llm is None else None)
+                               entails=Entailment(verifier) if verifier else None)
+        self.premise_check = (PremiseCheck(verifier, self.embeddings, self.checker.quotes)
+                              if verifier else None)
 
     # -- components, opened lazily ---------------------------------------------------------
     @property
@@ -224,6 +227,12 @@ class Assistant:
             elif context is None:
                 context = retrieved
 
+        if self.premise_check is not None and (assumed := presuppositions(q)):
+            with clock.stage("premise"):
+                for premise in assumed:
+                    verdict = self.premise_check(premise, context)
+                    if verdict is not None and not verdict.holds:
+                        return self._correct(verdict, retrieved, context, unknown, clock)
         with clock.stage("prompt"):
             messages = build_messages(q, context, OVERVIEW_HINT if overview else "")
         t_gen = time.perf_counter()
@@ -394,6 +403,23 @@ class Assistant:
         return Answer(f"{label} {text}" if citations else f"{label} {ABSTAIN}", not citations,
                       citations, passages, reason=f"backend: {error}", fallback=True,
                       timings=clock.result())
+
+    def _correct(self, verdict: Verdict, retrieved: list[Passage], context: list[Passage],
+                 unknown: list[str], clock: Stopwatch) -> Answer:
+        """The answer to a question whose assumption the documents do not bear out: what they
+        say instead, verbatim and cited (the closest sentences the model was shown)."""
+        checked = Checked()
+        for passage, span in verdict.evidence:
+            quote = passage.text[span.start:span.end].rstrip(".")
+            checked.sentences.append((f"\u201c{quote}\u201d", [Support(passage, span, 1.0)]))
+        text, citations = assemble(checked)
+        lead = "Not according to the documents"
+        if unknown:
+            lead += f", which don't mention {', '.join(unknown)}"
+        return Answer(f"{lead}. What they say: {text}", False, citations,
+                      _shown(retrieved, context, citations),
+                      reason="premise: the documents do not bear out the question's assumption",
+                      timings=clock.result(), premise=verdict.question)
 
     def _abstain(self, passages: list[Passage], reason: str, unknown: list[str],
                  clock: Stopwatch) -> Answer:

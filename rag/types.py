@@ -100,6 +100,9 @@ class Answer:
     fallback: bool = False  # no model answer: verbatim quotes of the best passages
     read_as: str = ""  # a follow-up question as it was understood, when it was rewritten
     disagreements: list[Disagreement] = field(default_factory=list)
+    # the question's assumption, as a yes/no question, when the documents do not bear it out
+    # (the answer is then the correction: what they say instead)
+    premise: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,4 +113,5 @@ class Answer:
             **({"read_as": self.read_as} if self.read_as else {}),
             **({"disagreements": [d.to_dict() for d in self.disagreements]}
                if self.disagreements else {}),
+            **({"premise": self.premise} if self.premise else {}),
         }

@@ -1,0 +1,98 @@
+"""The premise check (rag/grounding/premise.py): what a question takes for granted, and the
+correction when the documents do not bear it out. The verifier is scripted here (its yes/no
+reading of real quotes is measured by the eval's false_premise items); the quotes, offsets and
+the answer's shape are real."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.generation import BackendError
+from rag.grounding.premise import PremiseCheck, presuppositions
+
+
+@pytest.mark.parametrize(("question", "assumed"), [
+    ("Why does the bridge carry only two lanes?", ["Does the bridge carry only two lanes?"]),
+    ("So why, according to the article, did the crew stop painting?",
+     ["Did the crew stop painting?"]),
+    ("Why did the bridge cost so much, according to the documents?",
+     ["Did the bridge cost so much?"]),
+    ("Why does Amundsen say the overrun mattered, and where does he work?",
+     ["Does Amundsen say the overrun mattered?"]),
+    ("What did Felix Amundsen of the Harbor Authority say?",
+     ["Is Felix Amundsen of the Harbor Authority?"]),
+    ("What did Margit Oduya from Larkspur University design?",
+     ["Is Margit Oduya from Larkspur University?"]),
+    ("What does Larkspur historian Felix Amundsen say about the cost?",
+     ["Is Felix Amundsen a Larkspur historian?"]),
+    # no assumption to check
+    ("When did the bridge open?", []),
+    ("How many painters maintain the bridge?", []),
+    ("What did President Ilves of Estonia say?", []),  # a place, not an organisation
+    ("Who is Felix Amundsen?", []),
+])
+def test_the_assumption_of_a_question_in_its_own_words(question, assumed):
+    assert presuppositions(question) == assumed
+
+
+class Verifier:
+    """A scripted yes/no model that records what it was shown."""
+
+    name = "verifier"
+
+    def __init__(self, reply: str | Exception) -> None:
+        self.reply, self.calls = reply, []
+
+    def warm_up(self) -> None:
+        pass
+
+    def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+        self.calls.append(messages[-1]["content"])
+        if isinstance(self.reply, Exception):
+            raise self.reply
+        yield self.reply
+
+
+def with_premise_check(make, reply: str | Exception, *outputs: str):  # noqa: ANN201
+    assistant, llm = make(*outputs)
+    verifier = Verifier(reply)
+    assistant.premise_check = PremiseCheck(verifier, assistant.embeddings,
+                                           assistant.checker.quotes)
+    return assistant, llm, verifier
+
+
+def test_a_false_premise_is_corrected_with_the_closest_sentences_and_no_answer_is_written(make):
+    assistant, llm, verifier = with_premise_check(make, "No")
+    answer = assistant.ask("Why does the bridge carry only two lanes of traffic?")
+    assert llm.calls == []  # the model never explained the false assumption
+    assert not answer.abstained and answer.text.startswith("Not according to the documents")
+    assert answer.premise == "Does the bridge carry only two lanes of traffic?"
+    assert "Does the bridge carry only two lanes of traffic?" in verifier.calls[0]
+    quotes = [c.quote for c in answer.citations]
+    assert any("eight lanes of road traffic" in q for q in quotes), quotes
+    source = (assistant.settings.corpus_dir / answer.citations[0].source).read_text()
+    for c in answer.citations:  # verbatim, with the source's offsets
+        assert source[c.start:c.end] == c.quote
+        assert f"\u201c{c.quote.rstrip('.')}\u201d" in answer.text
+    assert answer.to_dict()["premise"] == answer.premise
+
+
+def test_a_premise_that_holds_is_answered_as_usual(make):
+    assistant, llm, _ = with_premise_check(
+        make, "Yes", "The bridge opened in 1932 [1].")
+    answer = assistant.ask("Why did the bridge open in 1932?")
+    assert len(llm.calls) == 1 and not answer.premise
+    assert "1932" in answer.text and "premise" not in answer.to_dict()
+
+
+def test_an_unavailable_verifier_leaves_the_question_to_the_model(make):
+    assistant, llm, verifier = with_premise_check(
+        make, BackendError("down"), "The bridge carries eight lanes of road traffic [1].")
+    answer = assistant.ask("Why does the bridge carry only two lanes of traffic?")
+    assert verifier.calls and len(llm.calls) == 1 and not answer.premise
+
+
+def test_a_question_without_an_assumption_never_asks_the_verifier(make):
+    assistant, llm, verifier = with_premise_check(make, "No", "It opened in 1932 [1].")
+    assistant.ask("When did the bridge open?")
+    assert verifier.calls == [] and len(llm.calls) == 1
