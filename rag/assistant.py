@@ -230,7 +230,7 @@ class Assistant:
         if self.premise_check is not None and (assumed := presuppositions(q)):
             with clock.stage("premise"):
                 for premise in assumed:
-                    verdict = self.premise_check(premise, context)
+                    verdict = self.premise_check(premise, context, unknown)
                     if verdict is not None and not verdict.holds:
                         return self._correct(verdict, retrieved, context, unknown, clock)
         with clock.stage("prompt"):
@@ -419,7 +419,7 @@ class Assistant:
         return Answer(f"{lead}. What they say: {text}", False, citations,
                       _shown(retrieved, context, citations),
                       reason="premise: the documents do not bear out the question's assumption",
-                      timings=clock.result(), premise=verdict.question)
+                      timings=clock.result(), premise=verdict.premise.question)
 
     def _abstain(self, passages: list[Passage], reason: str, unknown: list[str],
                  clock: Stopwatch) -> Answer:

@@ -32,7 +32,7 @@ from rag.grounding.premise import PremiseCheck, presuppositions
     ("Who is Felix Amundsen?", []),
 ])
 def test_the_assumption_of_a_question_in_its_own_words(question, assumed):
-    assert presuppositions(question) == assumed
+    assert [p.question for p in presuppositions(question)] == assumed
 
 
 class Verifier:
@@ -70,8 +70,8 @@ def test_a_false_premise_is_corrected_with_the_closest_sentences_and_no_answer_i
     assert "Does the bridge carry only two lanes of traffic?" in verifier.calls[0]
     quotes = [c.quote for c in answer.citations]
     assert any("eight lanes of road traffic" in q for q in quotes), quotes
-    source = (assistant.settings.corpus_dir / answer.citations[0].source).read_text()
     for c in answer.citations:  # verbatim, with the source's offsets
+        source = (assistant.settings.corpus_dir / c.source).read_text()
         assert source[c.start:c.end] == c.quote
         assert f"\u201c{c.quote.rstrip('.')}\u201d" in answer.text
     assert answer.to_dict()["premise"] == answer.premise
@@ -90,6 +90,30 @@ def test_an_unavailable_verifier_leaves_the_question_to_the_model(make):
         make, BackendError("down"), "The bridge carries eight lanes of road traffic [1].")
     answer = assistant.ask("Why does the bridge carry only two lanes of traffic?")
     assert verifier.calls and len(llm.calls) == 1 and not answer.premise
+
+
+def test_a_misplaced_person_is_corrected_from_their_own_sentence_without_the_model(make):
+    assistant, llm, verifier = with_premise_check(make, "Yes")
+    answer = assistant.ask("What did Felix Amundsen of the Tern Ferry Company say?")
+    assert verifier.calls == [] and llm.calls == []
+    assert answer.premise == "Is Felix Amundsen of the Tern Ferry Company?"
+    assert any("a historian at Larkspur University" in c.quote for c in answer.citations)
+
+
+def test_a_correctly_placed_person_is_answered_as_usual(make):
+    assistant, llm, verifier = with_premise_check(
+        make, "No", "Amundsen notes that the overrun nearly bankrupted the harbor authority [1].")
+    answer = assistant.ask("What did Felix Amundsen of Larkspur University say?")
+    assert verifier.calls == [] and len(llm.calls) == 1 and not answer.premise
+
+
+def test_an_assumption_naming_what_the_corpus_never_mentions_does_not_hold(make):
+    assistant, llm, verifier = with_premise_check(make, "Yes")
+    answer = assistant.ask("Why did the bridge open in 1951?")  # 1951 is the ferry's year...
+    assert len(verifier.calls) == 1 and not answer.premise  # ... so it is known: the model
+    answer = assistant.ask("Why did the Zephyr Company build the bridge?")  # reads it
+    assert len(verifier.calls) == 1 and answer.premise
+    assert answer.text.startswith("Not according to the documents, which don't mention Zephyr")
 
 
 def test_a_question_without_an_assumption_never_asks_the_verifier(make):

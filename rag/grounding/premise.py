@@ -19,13 +19,14 @@ A question whose assumption holds (or cannot be checked) is answered as usual, s
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
-
-import numpy as np
 
 from ..embeddings import Embedder
 from ..generation import LLM, BackendError
+from ..text import content_words, known_word, normalize
 from ..types import Passage
+from .claims import terms
 from .quotes import QuoteIndexer, QuoteSpan
 
 _AUX = (r"is|are|was|were|has|have|had|does|do|did|will|would|can|could|should|must|might|"
@@ -58,75 +59,115 @@ INSTRUCTION = ("You check a yes/no question against quotations from documents. R
                "different.")
 
 
-def presuppositions(question: str) -> list[str]:
-    """The yes/no questions that ``question`` takes for granted (none for most questions),
-    in the question's own words."""
+@dataclass(frozen=True)
+class Premise:
+    """What a question takes for granted, as the yes/no question it presupposes. An
+    affiliation ("Almas Miriev of the Atlantic Council") also keeps the person and the
+    organisation: it is checked by reading the person's sentences, not by the model."""
+
+    question: str
+    person: str = ""
+    org: str = ""
+
+
+def presuppositions(question: str) -> list[Premise]:
+    """The assumptions of ``question`` (none for most questions), in its own words."""
     out = []
     if m := _WHY.match(_ACCORDING.sub("", question)):
         rest = _SECOND_PART.sub("", m["rest"]).strip(" ,")
-        out.append(f"{m['aux'].capitalize()} {rest}?")
+        out.append(Premise(f"{m['aux'].capitalize()} {rest}?"))
     for m in _PERSON_OF.finditer(question):
         if m["org"].startswith("the ") or _INSTITUTION.search(m["org"]):
-            out.append(f"Is {m['person']} {m['prep']} {m['org']}?")
+            out.append(Premise(f"Is {m['person']} {m['prep']} {m['org']}?", m["person"],
+                               m["org"]))
     for m in _ORG_ROLE.finditer(question):
-        out.append(f"Is {m['person']} a {m['org']} {m['role']}?")
+        out.append(Premise(f"Is {m['person']} a {m['org']} {m['role']}?", m["person"],
+                           m["org"]))
     return out
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The premise ``question`` and the documents' closest sentences (passage, span), best
-    first; ``holds`` is the model's reading of them."""
+    """The verdict on ``premise``: the documents' sentences it was judged on (passage, span),
+    best first, and whether they bear it out."""
 
-    question: str
+    premise: Premise
     evidence: list[tuple[Passage, QuoteSpan]]
     holds: bool
 
 
 class PremiseCheck:
-    """Ask ``llm`` whether the closest sentences of the passages answer a presupposed yes/no
-    question with yes."""
+    """Whether the passages bear out a question's assumption:
+      * an assumption naming something the corpus never mentions ('Airbus', '2015') does not
+        hold (the caller passes those ``unknown`` terms);
+      * an affiliation holds when a sentence naming the person also names the organisation;
+      * otherwise the model (``llm``) is asked whether the closest sentences say yes.
+    """
 
     def __init__(self, llm: LLM, embeddings: Embedder, quotes: QuoteIndexer,
-                 sentences: int = 2) -> None:
+                 sentences: int = 2, overlap_weight: float = 0.3) -> None:
         self.llm = llm
         self.embeddings = embeddings
         self.quotes = quotes
         self.sentences = sentences
+        self.overlap_weight = overlap_weight
 
-    def evidence(self, premise: str, passages: list[Passage]) -> list[tuple[Passage, QuoteSpan]]:
-        """The ``sentences`` whole sentences of ``passages`` closest to ``premise``, best
-        first (each sentence once, whichever passage holds it)."""
-        vec = self.embeddings.encode_query(premise)
-        scored: list[tuple[float, Passage, QuoteSpan]] = []
-        seen: set[tuple[str, int]] = set()
+    def _sentences(self, passages: list[Passage]) -> list[tuple[Passage, QuoteSpan, int]]:
+        """Every whole sentence of ``passages`` once (passage, span, row of its vector)."""
+        out, seen = [], set()
         for p in passages:
             index = self.quotes(p)
-            rows = index.sentences()
-            if not rows:
-                continue
-            sims = index.vectors[rows] @ vec
-            for row, sim in zip(rows, np.asarray(sims).tolist(), strict=True):
+            for row in index.sentences():
                 span = index.spans[row]
-                key = (p.source, p.start + span.start)
-                if key not in seen:
+                if (key := (p.source, p.start + span.start)) not in seen:
                     seen.add(key)
-                    scored.append((float(sim), p, span))
+                    out.append((p, span, row))
+        return out
+
+    def evidence(self, premise: str, passages: list[Passage]) -> list[tuple[Passage, QuoteSpan]]:
+        """The ``sentences`` sentences of ``passages`` closest to ``premise``, best first:
+        cosine plus ``overlap_weight`` times the share of the premise's content words they
+        hold (a sentence that says the opposite in the same words ranks high)."""
+        vec = self.embeddings.encode_query(premise)
+        asked = set(content_words(premise))
+        scored = []
+        for p, span, row in self._sentences(passages):
+            sim = float(self.quotes(p).vectors[row] @ vec)
+            have = terms(p.text[span.start:span.end])
+            overlap = sum(known_word(w, have) for w in asked) / len(asked) if asked else 0.0
+            scored.append((sim + self.overlap_weight * overlap, p, span))
         scored.sort(key=lambda t: -t[0])
         return [(p, s) for _, p, s in scored[:self.sentences]]
 
-    def __call__(self, premise: str, passages: list[Passage]) -> Verdict | None:
-        """The verdict on ``premise``; None when it cannot be checked (no sentence, or the
-        model is unavailable): the question is then answered as usual."""
-        evidence = self.evidence(premise, passages)
+    def __call__(self, premise: Premise, passages: list[Passage],
+                 unknown: Collection[str] = ()) -> Verdict | None:
+        """The verdict on ``premise``; None when it cannot be checked (no sentence, the person
+        named nowhere, or the model unavailable): the question is then answered as usual."""
+        if premise.person:
+            return self._affiliation(premise, passages)
+        evidence = self.evidence(premise.question, passages)
         if not evidence:
             return None
+        if any(normalize(t) in normalize(premise.question) for t in unknown):
+            return Verdict(premise, evidence, False)  # it names what the corpus never does
         quoted = " ".join(f"“{p.text[s.start:s.end]}”" for p, s in evidence)
         messages = [{"role": "system", "content": INSTRUCTION},
-                    {"role": "user", "content": f"Quotations: {quoted}\nQuestion: {premise}\n"
-                                                "Do the quotations say yes?"}]
+                    {"role": "user", "content": f"Quotations: {quoted}\nQuestion: "
+                                                f"{premise.question}\nDo the quotations say "
+                                                "yes?"}]
         try:
             reply = "".join(self.llm.stream(messages, max_tokens=2))
         except BackendError:
             return None
         return Verdict(premise, evidence, not reply.strip().lower().startswith("no"))
+
+    def _affiliation(self, premise: Premise, passages: list[Passage]) -> Verdict | None:
+        surname = premise.person.split()[-1]
+        naming = [(p, s) for p, s, _ in self._sentences(passages)
+                  if re.search(rf"\b{re.escape(surname)}\b", p.text[s.start:s.end])]
+        if not naming:
+            return None  # the person is named nowhere here: nothing to check against
+        org = content_words(premise.org)
+        holds = any(all(known_word(w, terms(p.text[s.start:s.end])) for w in org)
+                    for p, s in naming)
+        return Verdict(premise, naming[:self.sentences], holds)
