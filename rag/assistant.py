@@ -257,18 +257,11 @@ class Assistant:
                 checked, reason = self.checker.check(output, context, question=q,
                                                      topic=topic), ""
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
-        if not checked.sentences and checked.contradicted:
-            # the model's answer affirmed what its quotes do not say (often the question's
-            # false premise): show what they do say
-            _, supports = checked.contradicted[0]
-            said = supports[0].whole_sentence()
-            text, citations = assemble(Checked(sentences=[(
-                f"The documents say otherwise: \u201c{said.quote.rstrip('.')}\u201d", [said])]))
-            return Answer(text, False, citations, _shown(retrieved, context, citations),
-                          dropped=dropped, raw=output,
-                          reason="checker: the answer contradicts its quote",
-                          timings=clock.result())
         if not checked.sentences:
+            # (a sentence whose quote does not say it, often a false premise the model
+            # affirmed, is dropped like any other: the premise check corrects before this)
+            if not reason and checked.contradicted:
+                reason = "checker: the answer contradicts its quote"
             answer = self._abstain(retrieved, reason or "checker: no sentence was supported",
                                    unknown, clock)
             answer.dropped, answer.raw = dropped, output
@@ -397,7 +390,7 @@ class Assistant:
             if best is None:
                 continue
             support = Support(passage, *best)
-            checked.sentences.append((f"\u201c{support.quote.rstrip('.')}\u201d", [support]))
+            checked.sentences.append((quoted(support.quote), [support]))
         text, citations = assemble(checked)
         label = f"{FALLBACK_LABEL} ({error})."
         return Answer(f"{label} {text}" if citations else f"{label} {ABSTAIN}", not citations,
@@ -410,8 +403,8 @@ class Assistant:
         say instead, verbatim and cited (the closest sentences the model was shown)."""
         checked = Checked()
         for passage, span in verdict.evidence:
-            quote = passage.text[span.start:span.end].rstrip(".")
-            checked.sentences.append((f"\u201c{quote}\u201d", [Support(passage, span, 1.0)]))
+            checked.sentences.append((quoted(passage.text[span.start:span.end]),
+                                      [Support(passage, span, 1.0)]))
         text, citations = assemble(checked)
         lead = "Not according to the documents"
         if unknown:
@@ -425,6 +418,15 @@ class Assistant:
                  clock: Stopwatch) -> Answer:
         text = f"{ABSTAIN[:-1]}: they don't mention {', '.join(unknown)}." if unknown else ABSTAIN
         return Answer(text, True, [], passages, reason=reason, timings=clock.result())
+
+
+def quoted(sentence: str) -> str:
+    """A source sentence shown verbatim inside curly quotes (its own outer quote marks and
+    final full stop are not doubled)."""
+    body = sentence.strip()
+    if body[:1] in "\u201c\"" and body[-1:] in "\u201d\"":
+        body = body[1:-1]
+    return f"\u201c{body.rstrip('.')}\u201d"
 
 
 def _text_of(chunks: Iterator) -> Iterator[str]:  # noqa: ANN001 - AIMessageChunk stream

@@ -53,9 +53,10 @@ class Settings:
     min_relevance: float = 0.25  # best query/sentence cosine below this: abstain without the LLM
     min_support: float = 0.45  # claim/quote score needed to keep a sentence
     max_question_chars: int = 2000
-    # ask the LLM (in its own worker) whether each kept sentence's quote says what it says;
-    # an answer whose every sentence fails becomes "the documents say otherwise: <quote>".
-    # Only with the backend the settings name (an injected LLM gets no second job).
+    # ask the LLM (in its own worker) whether each kept sentence's quote says what it says (a
+    # sentence that fails is dropped), and check what 'why' questions take for granted
+    # (grounding/premise.py). Only with the backend the settings name (an injected LLM gets no
+    # second job).
     entailment: bool = True
 
     # generation

@@ -159,13 +159,23 @@ def test_langchain_interfaces(make):
     assert answer.citations
 
 
-def test_an_answer_its_quotes_contradict_shows_what_they_say(make, corpus):
+def test_an_answer_its_quotes_contradict_is_refused(make):
     assistant, _ = make("Margit Oduya resigned as the chief engineer of the bridge [1].")
     assistant.checker.entails = lambda claim, quotation: "resigned" not in claim
     answer = assistant.ask("Why did Margit Oduya resign from the bridge project?")
-    assert answer.text.startswith("The documents say otherwise:") and answer.citations
-    c = answer.citations[0]
-    assert (corpus / c.source).read_text()[c.start:c.end] == c.quote
+    assert answer.abstained and not answer.citations
+    assert answer.reason == "checker: the answer contradicts its quote"
+    assert "resigned" in answer.dropped[0]
+
+
+def test_a_question_name_stays_unsupported_in_a_sentence_that_denies_something_else(make):
+    # the question's name is excused only where the sentence denies it ("..., not X")
+    assistant, _ = make("Felix Amundsen noted that a full repaint does not take less than ten "
+                        "years [1].", "No: the bridge opened in 1932, not in 1951 [1].")
+    answer = assistant.ask("What did Felix Amundsen say about the repaint?")
+    assert answer.abstained, answer.text  # the repaint sentence never names him
+    answer = assistant.ask("Why did the bridge open in 1951?")
+    assert not answer.abstained and "1932" in answer.text
 
 
 def test_look_alike_fences_and_control_tokens_never_reach_the_prompt(make, corpus):

@@ -27,12 +27,12 @@ from ..text import content_words, known_word
 from ..types import Citation, Passage
 from .claims import (
     Claim,
+    denied,
     echoes,
     facts,
     is_instruction,
     is_meta,
     missing_facts,
-    negates,
     parse_claims,
     terms,
 )
@@ -125,7 +125,7 @@ class Checker:
                 asserted = f"{question} {claim.text}"
             # a correction may name the question's false premise ("..., not $5 billion"): the
             # question's names and figures need no support in a sentence that denies something
-            excused = asked if negates(claim.text) else frozenset()
+            excused = asked & denied(claim.text)
             supports, reason = self._support(claim, asserted, vecs, passages, given, excused)
             if supports and self.entails is not None and supports[0].score < pol.verify_below:
                 quoted = " ".join(s.sentence for s in supports)

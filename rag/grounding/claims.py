@@ -36,9 +36,13 @@ _META = re.compile(r"^\W*(passages?|documents?|the (passages?|documents?|context
 _NEGATION = re.compile(r"\b(not|no|never|neither|nor|rather than|instead of)\b|n[’']t\b", re.I)
 
 
-def negates(claim: str) -> bool:
-    """The claim denies something ('No: the deal is worth $3.2 billion, not $5 billion')."""
-    return bool(_NEGATION.search(claim))
+def denied(claim: str) -> set[str]:
+    """The names and figures the claim denies: those after its first negation ('No: the deal is
+    worth $3.2 billion, not $5 billion' -> {'5'}; a leading 'No:' denies the question, not the
+    rest). 'Harding noted that the deal is not simply about…' denies nothing about Harding."""
+    body = re.sub(r"^\W*no\b\W*", "", claim, flags=re.I)
+    m = _NEGATION.search(body)
+    return facts(body[m.end():]) if m else set()
 
 
 @dataclass
