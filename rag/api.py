@@ -30,7 +30,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,7 +54,7 @@ from .settings import Settings
 from .store import StoreError
 from .text import count_tokens
 from .types import Answer
-from .web import GuardMiddleware, allowed_hosts
+from .web import GuardMiddleware, Throttle, allowed_hosts
 
 if TYPE_CHECKING:
     from .shared import LockedAssistant
@@ -118,24 +117,17 @@ class Auth:
     def __init__(self, credentials: Credentials, max_failures: int = 5,
                  window: float = 60.0) -> None:
         self.credentials = credentials
-        self.max_failures, self.window = max_failures, window
-        self.failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+        self.throttle = Throttle(max_failures, window)
 
     def check(self, request: Request) -> None:
         if self.credentials is None:
             return
         client = request.client.host if request.client else "?"
-        with self._lock:
-            q = self.failures[client]
-            now = time.monotonic()
-            while q and now - q[0] > self.window:
-                q.popleft()
-            if len(q) >= self.max_failures:
-                raise ApiError(429, "Too many failed logins; wait a minute and try again")
-            if self._valid(request.headers.get("authorization", "")):
-                return
-            q.append(now)
+        if self.throttle.blocked(client):
+            raise ApiError(429, "Too many failed logins; wait a minute and try again")
+        if self._valid(request.headers.get("authorization", "")):
+            return
+        self.throttle.failed(client)
         raise ApiError(401, "Log in: HTTP Basic with the UI's user and password, or "
                             "'Authorization: Bearer <password>' (an OpenAI client's api_key)",
                        {"WWW-Authenticate": 'Basic realm="rag"'})

@@ -4,6 +4,7 @@ rebinding), no page content that loads anything from elsewhere, throttled logins
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -37,6 +38,28 @@ def allowed_hosts(host: str, port: int, extra: Iterable[str] = ()) -> set[str]:
     return {f"{n}:{port}" for n in names} | (names if port == 80 else set()) | exact
 
 
+class Throttle:
+    """At most ``max_failures`` failed logins per client per ``window`` seconds (the UI's
+    login form and the HTTP API share this rule; each server keeps its own counts)."""
+
+    def __init__(self, max_failures: int = 5, window: float = 60.0) -> None:
+        self.max_failures, self.window = max_failures, window
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def blocked(self, client: str) -> bool:
+        with self._lock:
+            q = self._failures[client]
+            now = time.monotonic()
+            while q and now - q[0] > self.window:
+                q.popleft()
+            return len(q) >= self.max_failures
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            self._failures[client].append(time.monotonic())
+
+
 class GuardMiddleware:
     """ASGI middleware: 403 for an unknown Host or a foreign Origin, CSP and nosniff headers on
     every response, and at most ``max_failures`` failed logins per client per ``window`` s."""
@@ -45,9 +68,7 @@ class GuardMiddleware:
                  window: float = 60.0) -> None:
         self.app = app
         self.hosts = {h.lower() for h in hosts}
-        self.max_failures = max_failures
-        self.window = window
-        self.failures: dict[str, deque[float]] = defaultdict(deque)
+        self.throttle = Throttle(max_failures, window)
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
                        send: Callable[[Message], Awaitable[None]]) -> None:
@@ -68,14 +89,14 @@ class GuardMiddleware:
         client = (scope.get("client") or ("?", 0))[0]
         is_login = scope["type"] == "http" and scope.get("path", "").rstrip("/").endswith(
             "/login") and scope.get("method") == "POST"
-        if is_login and self._throttled(client):
+        if is_login and self.throttle.blocked(client):
             await _deny(send, scope, 429, "Too many failed logins; wait a minute and try again")
             return
 
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 if is_login and message["status"] >= 400:
-                    self.failures[client].append(time.monotonic())
+                    self.throttle.failed(client)
                 extra = [(b"content-security-policy", CSP.encode()),
                          (b"x-content-type-options", b"nosniff"),
                          (b"referrer-policy", b"no-referrer")]
@@ -83,13 +104,6 @@ class GuardMiddleware:
             await send(message)
 
         await self.app(scope, receive, wrapped)
-
-    def _throttled(self, client: str) -> bool:
-        q = self.failures[client]
-        now = time.monotonic()
-        while q and now - q[0] > self.window:
-            q.popleft()
-        return len(q) >= self.max_failures
 
 
 async def _deny(send: Callable[[Message], Awaitable[None]], scope: Scope, status: int,
