@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from .chunking import chunk_text
 from .embeddings import Embedder, default_embeddings
@@ -60,21 +61,16 @@ def ingest_lock(settings: Settings, wait: bool = False,
     """One ingest at a time per store; readers never take it. ``patience``: seconds to retry
     before refusing (readers probe the lock for an instant: ``store.ingest_running``)."""
     settings.store_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.store_dir / "ingest.lock", "w") as fh:
-        deadline = time.monotonic() + patience
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-                break
-            except BlockingIOError as exc:
-                if time.monotonic() > deadline:
-                    raise IngestBusy("another ingest is running on this index; wait for it "
-                                     "to finish and try again") from exc
-                time.sleep(0.02)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    lock = FileLock(settings.store_dir / "ingest.lock")
+    try:
+        lock.acquire(timeout=-1 if wait else patience, poll_interval=0.02)
+    except Timeout as exc:
+        raise IngestBusy("another ingest is running on this index; wait for it to finish and "
+                         "try again") from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def ingest(paths: list[Path] | None = None, settings: Settings | None = None,

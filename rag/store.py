@@ -23,7 +23,6 @@ drops, whatever happens, results whose chunk is gone.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import shutil
@@ -41,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from .embeddings import DIMENSION, MODEL_NAME
 from .settings import Settings
@@ -214,16 +214,14 @@ def _fsync_dir(path: Path) -> None:
 def ingest_running(settings: Settings) -> bool:
     """Whether some process holds the ingest lock on this store (probed, never waited for)."""
     lock = settings.store_dir / "ingest.lock"
-    try:
-        fh = open(lock)  # noqa: SIM115 - closed below
-    except OSError:
+    if not lock.exists():
         return False
+    probe = FileLock(lock)
     try:
-        fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
+        probe.acquire(timeout=0)
+    except Timeout:
         return True
-    finally:
-        fh.close()  # releases the probe's shared lock
+    probe.release()
     return False
 
 
