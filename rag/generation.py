@@ -59,8 +59,15 @@ Passages:
 Question: Why does the bridge have only two lanes?
 Answer: No: the bridge carries eight lanes of traffic [1]."""
 
-OVERVIEW_HINT = ("Give the main points of the passages, one sentence each, each from a different "
-                 "passage and ending with its number.")
+OVERVIEW_HINT = ("Give the main points the passages make on what the question asks, one "
+                 "sentence per point, up to six, each from a different passage and ending with "
+                 "its number.")
+
+
+def parts_hint(parts: list[str]) -> str:
+    """The form hint for a question of several parts: each answered in its own sentence."""
+    listed = " ".join(f"({i}) {p}" for i, p in enumerate(parts, start=1))
+    return f"The question has {len(parts)} parts: {listed} Answer each part in its own sentence."
 
 
 class BackendError(Exception):

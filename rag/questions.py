@@ -47,6 +47,17 @@ def is_overview(question: str) -> bool:
     return bool(_OVERVIEW.search(question))
 
 
+_PART_BREAK = re.compile(r"(?:[,;]?\s+and\s+|;\s*|\?\s+(?:and\s+)?)(?=(?:what|which|who|whom|"
+                         r"whose|where|when|how|why|is|are|does|do|did)\b)", re.I)
+
+
+def question_parts(question: str) -> list[str]:
+    """The parts of a multi-part question ('Which companies are behind the mineral deals, and
+    which company is behind the aviation deal?' -> two), or the question alone."""
+    parts = [p.strip(" ,;?") for p in _PART_BREAK.split(question) if p and p.strip(" ,;?")]
+    return [f"{p[0].upper()}{p[1:]}?" for p in parts] if len(parts) > 1 else [question]
+
+
 def unknown_terms(question: str, vocabulary: Vocabulary) -> list[str]:
     """Names and figures in the question that occur nowhere in the corpus (false-premise
     signals such as 'Airbus' or '2015')."""

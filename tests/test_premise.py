@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import pytest
 
+from rag import Assistant
 from rag.generation import BackendError
 from rag.grounding.premise import PremiseCheck, presuppositions
+from rag.questions import question_parts
+
+from .conftest import FakeLLM
 
 
 @pytest.mark.parametrize(("question", "assumed"), [
@@ -120,3 +124,43 @@ def test_a_question_without_an_assumption_never_asks_the_verifier(make):
     assistant, llm, verifier = with_premise_check(make, "No", "It opened in 1932 [1].")
     assistant.ask("When did the bridge open?")
     assert verifier.calls == [] and len(llm.calls) == 1
+
+
+# -- the form of the answer a question asks for (rag/questions.py, generation.parts_hint) ------
+@pytest.mark.parametrize(("question", "parts"), [
+    ("Which two experts are quoted, and where does each work?",
+     ["Which two experts are quoted?", "Where does each work?"]),
+    ("Who designed the bridge; when did it open?", ["Who designed the bridge?",
+                                                    "When did it open?"]),
+    ("How long is the bridge? And who paid for it?", ["How long is the bridge?",
+                                                      "Who paid for it?"]),
+    ("Who designed and built the bridge?", ["Who designed and built the bridge?"]),
+    ("When did the bridge open?", ["When did the bridge open?"]),
+])
+def test_the_parts_of_a_question(question, parts):
+    assert question_parts(question) == parts
+
+
+class Recording(FakeLLM):
+    def __init__(self, *outputs: str) -> None:
+        super().__init__(*outputs)
+        self.budgets: list[int] = []
+
+    def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+        self.budgets.append(max_tokens)
+        return super().stream(messages, max_tokens)
+
+
+def test_a_question_of_two_parts_asks_for_both_with_room_to_answer(settings, embeddings):
+    llm = Recording("Margit Oduya was the chief engineer [1]. It opened in 1932 [1].",
+                    "It opened in 1932 [1].")
+    assistant = Assistant(settings, llm=llm, embeddings=embeddings)
+    assistant.ingest(progress=False)
+    answer = assistant.ask("Who was the chief engineer, and when did the bridge open?")
+    assert "Oduya" in answer.text and "1932" in answer.text
+    prompt = llm.calls[0][-1]["content"]
+    assert "The question has 2 parts: (1) Who was the chief engineer? (2) When did the bridge " \
+           "open? Answer each part in its own sentence." in prompt
+    assistant.ask("When did the bridge open?")
+    assert "parts" not in llm.calls[1][-1]["content"]
+    assert llm.budgets[0] > llm.budgets[1] == settings.max_tokens
