@@ -151,7 +151,7 @@ class Recording(FakeLLM):
         return super().stream(messages, max_tokens)
 
 
-def test_a_question_of_two_parts_asks_for_both_with_room_to_answer(settings, embeddings):
+def test_a_question_of_two_parts_asks_for_both(settings, embeddings):
     llm = Recording("Margit Oduya was the chief engineer [1]. It opened in 1932 [1].",
                     "It opened in 1932 [1].")
     assistant = Assistant(settings, llm=llm, embeddings=embeddings)
@@ -163,4 +163,4 @@ def test_a_question_of_two_parts_asks_for_both_with_room_to_answer(settings, emb
            "open? Answer each part in its own sentence." in prompt
     assistant.ask("When did the bridge open?")
     assert "parts" not in llm.calls[1][-1]["content"]
-    assert llm.budgets[0] > llm.budgets[1] == settings.max_tokens
+    assert llm.budgets == [settings.max_tokens] * 2  # no longer answers: each token ~70 ms
