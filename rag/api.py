@@ -325,8 +325,7 @@ def build_api(service: ChatService, credentials: Credentials = None) -> APIRoute
                 done, _ = await asyncio.wait({job}, timeout=0.25)
                 if done:
                     break
-                if await request.is_disconnected():
-                    job.cancel()  # its thread stops at its turn or at the model's next token
+                if await request.is_disconnected():  # (the job is cancelled below)
                     raise ApiError(499, "the client closed the request")
             return await job
         finally:

@@ -334,7 +334,9 @@ class _Handle:
 
 
 _handles: dict[Path, _Handle] = {}
-_handles_lock = threading.Lock()
+# Re-entrant: a store's finalizer (``_Slot.release``) can run from the garbage collector in
+# the middle of ``_acquire`` on the same thread; a plain lock deadlocked there.
+_handles_lock = threading.RLock()
 
 
 def _acquire(path: Path, fresh: bool = False) -> tuple[_Handle, bool]:

@@ -255,3 +255,22 @@ def test_invisible_unicode_never_reaches_the_index(settings, embeddings):
     assert all(text[c.start:c.end] == c.text for c in chunks)  # offsets index the clean text
     best = _search(settings, embeddings, "Who was the foreman, Nordström?")[0]
     assert best.source == "notes.md"
+
+
+def test_a_store_collected_while_another_opens_does_not_deadlock(settings, embeddings):
+    """The garbage collector can run a dropped store's finalizer on the thread that is opening
+    another store, inside the handle table's lock (seen as a hung test run)."""
+    import threading
+
+    ingest(settings=settings, embeddings=embeddings, progress=False)
+    dropped = make_store(settings)
+
+    def collect_inside_the_lock() -> None:
+        with rag.store._handles_lock:  # where _acquire holds it when the collector runs
+            dropped._slot.release()
+
+    worker = threading.Thread(target=collect_inside_the_lock, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "releasing a store inside the handle lock deadlocked"
+    assert make_store(settings).count() > 0

@@ -415,29 +415,25 @@ class Echo:
             yield text[i:i + 5]
 
 
-class TestLLMChatModelUnitStandard(ChatModelUnitTests):
+class _ChatModelUnderTest:
+    """``LLMChatModel`` over the scripted ``Echo``, for both of ``langchain_tests``' suites."""
+
+    @property
+    def chat_model_class(self) -> type[LLMChatModel]:
+        return LLMChatModel
+
+    @property
+    def chat_model_params(self) -> dict:
+        return {"llm": Echo()}
+
+
+class TestLLMChatModelUnitStandard(_ChatModelUnderTest, ChatModelUnitTests):
     """``langchain_tests``' chat model unit suite on ``LLMChatModel``."""
 
-    @property
-    def chat_model_class(self) -> type[LLMChatModel]:
-        return LLMChatModel
 
-    @property
-    def chat_model_params(self) -> dict:
-        return {"llm": Echo()}
-
-
-class TestLLMChatModelStandard(ChatModelIntegrationTests):
+class TestLLMChatModelStandard(_ChatModelUnderTest, ChatModelIntegrationTests):
     """``langchain_tests``' chat model suite on ``LLMChatModel`` over a scripted LLM: text in,
     streamed text out (no tools, structured output, usage metadata or per-call model)."""
-
-    @property
-    def chat_model_class(self) -> type[LLMChatModel]:
-        return LLMChatModel
-
-    @property
-    def chat_model_params(self) -> dict:
-        return {"llm": Echo()}
 
     @property
     def returns_usage_metadata(self) -> bool:

@@ -22,6 +22,8 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..embeddings import Embedder
 from ..generation import LLM, BackendError
 from ..text import content_words, known_word, normalize
@@ -112,8 +114,9 @@ class PremiseCheck:
         self.sentences = sentences
         self.overlap_weight = overlap_weight
 
-    def _sentences(self, passages: list[Passage]) -> list[tuple[Passage, QuoteSpan, int]]:
-        """Every whole sentence of ``passages`` once (passage, span, row of its vector)."""
+    def _sentences(self, passages: list[Passage]
+                   ) -> list[tuple[Passage, QuoteSpan, np.ndarray]]:
+        """Every whole sentence of ``passages`` once (passage, span, its embedding)."""
         out, seen = [], set()
         for p in passages:
             index = self.quotes(p)
@@ -121,7 +124,7 @@ class PremiseCheck:
                 span = index.spans[row]
                 if (key := (p.source, p.start + span.start)) not in seen:
                     seen.add(key)
-                    out.append((p, span, row))
+                    out.append((p, span, index.vectors[row]))
         return out
 
     def evidence(self, premise: str, passages: list[Passage]) -> list[tuple[Passage, QuoteSpan]]:
@@ -131,8 +134,8 @@ class PremiseCheck:
         vec = self.embeddings.encode_query(premise)
         asked = set(content_words(premise))
         scored = []
-        for p, span, row in self._sentences(passages):
-            sim = float(self.quotes(p).vectors[row] @ vec)
+        for p, span, vector in self._sentences(passages):
+            sim = float(vector @ vec)
             have = terms(p.text[span.start:span.end])
             overlap = sum(known_word(w, have) for w in asked) / len(asked) if asked else 0.0
             scored.append((sim + self.overlap_weight * overlap, p, span))
