@@ -48,7 +48,7 @@ from .documents import UnknownDocument
 from .generation import BackendError
 from .ingestion import IngestBusy
 from .loaders import escape_name
-from .models import ModelError
+from .models import ModelError, model_choices
 from .questions import QuestionError, clean_question
 from .settings import Settings
 from .store import StoreError
@@ -246,16 +246,17 @@ def _sse(data: dict[str, Any] | str) -> str:
 
 
 def model_ids(service: ChatService) -> list[str]:
-    """The models a client may name: one per embedded model size, the default first."""
+    """The models a client may name: one per embedded model (``models.model_choices``), the
+    default first."""
     settings = service.settings
     if settings.backend != "llama":
         return ["rag"]
-    sizes = [settings.model_size] + [s for s in ("1.5b", "0.5b") if s != settings.model_size]
-    return [f"rag-{s}" for s in sizes]
+    return [f"rag-{choice}" for choice in model_choices(settings)]
 
 
 def _size_of(service: ChatService, model: str) -> tuple[str | None, str]:
-    """(model size, model id) for the model a request names; anything unknown is the default."""
+    """(model choice, model id) for the model a request names; anything unknown is the
+    default."""
     for mid in model_ids(service):
         if model == mid and mid.startswith("rag-"):
             return mid.removeprefix("rag-"), mid

@@ -18,7 +18,7 @@ from langchain_core.runnables.config import ensure_config, get_callback_manager_
 
 from . import documents
 from .chain import AnswerRunnable, ChainInput
-from .embeddings import Embedder, as_embedder, default_embeddings
+from .embeddings import Embedder, as_embedder, embeddings_for
 from .generation import (
     LLM,
     NOT_FOUND,
@@ -96,7 +96,7 @@ class Assistant:
                  embeddings: Embedder | Embeddings | None = None,
                  store: VectorStore | None = None, policy: SupportPolicy | None = None) -> None:
         self.settings = settings or Settings.load()
-        self.embeddings: Embedder = (default_embeddings() if embeddings is None
+        self.embeddings: Embedder = (embeddings_for(self.settings) if embeddings is None
                                      else as_embedder(embeddings))
         self._llm: LLM | None = ChatModelLLM(llm) if isinstance(llm, BaseChatModel) else llm
         self._store = store

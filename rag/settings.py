@@ -9,7 +9,32 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+def source_checkout() -> Path | None:
+    """The source checkout this package runs from (the package's parent folder holds the
+    project's ``pyproject.toml``, name ``rag``), or None for an installed package."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        with (root / "pyproject.toml").open("rb") as fh:
+            name = tomllib.load(fh).get("project", {}).get("name")
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return root if name == "rag" else None
+
+
+def _project_root() -> Path:
+    # The folder the default paths (corpus/, .rag/chroma, .rag/models) hang off: $RAG_HOME if
+    # set; else the source checkout when the package runs from one (as before: the repo's
+    # corpus/ and .rag/, whatever the working directory); else, for an installed wheel (whose
+    # parent folder is site-packages), the working directory at import, so `rag ingest` in a
+    # folder uses ./corpus and ./.rag. Each path can still be set on its own (rag.toml, RAG_*).
+    home = os.environ.get("RAG_HOME")
+    if home:
+        return Path(home).expanduser().resolve()
+    return source_checkout() or Path.cwd()
+
+
+PROJECT_ROOT = _project_root()
 # The default corpus (one article) and the example questions the UI offers for it.
 ARTICLE_SOURCE = "us-policy-in-tajikistan.txt"
 ARTICLE_EXAMPLES = (
@@ -28,6 +53,13 @@ class Settings:
     model_dir: Path = PROJECT_ROOT / ".rag" / "models"
     collection: str = "corpus"
     chroma_url: str = ""  # e.g. http://127.0.0.1:8000 to use a Chroma server instead of a folder
+
+    # the embedding model: "" = the packaged all-MiniLM-L6-v2; a sentence-transformers folder;
+    # or, with embedding_url, the model name an OpenAI-compatible /v1/embeddings server is
+    # asked for (key in the env var openai_api_key_env names). Changing it needs
+    # `rag ingest --rebuild`: an index answers only with the model that built it.
+    embedding_model: str = ""
+    embedding_url: str = ""  # e.g. http://127.0.0.1:8081/v1 (a GPU embedding server)
 
     # chunking, in tiktoken cl100k tokens
     chunk_tokens: int = 96
@@ -61,7 +93,8 @@ class Settings:
 
     # generation
     backend: str = "llama"  # "llama" (embedded GGUF) or "openai" (any OpenAI-compatible server)
-    model_size: str = "1.5b"  # "1.5b" or "0.5b"
+    model_size: str = "1.5b"  # "1.5b" or "0.5b": the two packaged models
+    model_path: str = ""  # any GGUF file instead (its chat template is read from the file)
     n_threads: int = 2
     n_ctx: int = 4096
     max_tokens: int = 160

@@ -29,7 +29,7 @@ from .documents import UnknownDocument
 from .generation import NOT_FOUND, BackendError
 from .ingestion import IngestBusy
 from .loaders import SUPPORTED
-from .models import ModelError
+from .models import ModelError, model_choices, model_label, with_model
 from .questions import read_follow_up
 from .settings import ARTICLE_EXAMPLES, ARTICLE_SOURCE, Settings
 from .shared import LockedAssistant, TurnLock
@@ -81,15 +81,17 @@ class ChatService:
         atexit.register(shutil.rmtree, self._exports, True)
         self.generation = TurnLock()  # one answer at a time: the UI's and the HTTP API's
 
-    def assistant(self, model_size: str | None = None) -> Assistant:
-        size = model_size or self.settings.model_size
+    def assistant(self, model: str | None = None) -> Assistant:
+        """The assistant answering with ``model`` (one of ``models.model_choices``; None: the
+        settings' own)."""
+        settings = with_model(self.settings, model)
+        key = model_label(settings)
         with self._lock:
-            if size not in self._assistants:
+            if key not in self._assistants:
                 base = next(iter(self._assistants.values()), None)
-                self._assistants[size] = LockedAssistant(
-                    self.generation, self.settings.replace(model_size=size),
-                    embeddings=base.embeddings if base else None)
-            return self._assistants[size]
+                self._assistants[key] = LockedAssistant(
+                    self.generation, settings, embeddings=base.embeddings if base else None)
+            return self._assistants[key]
 
     def warm_up(self) -> None:
         self.assistant().warm_up()
@@ -593,7 +595,8 @@ def build_app(service: ChatService) -> gr.Blocks:
                     no = gr.Button("Cancel", elem_id="remove-no")
             removed = gr.Markdown("", elem_id="documents-status")
         with gr.Accordion("Settings", open=False):
-            size = gr.Dropdown(["1.5b", "0.5b"], value=service.settings.model_size,
+            choices = model_choices(service.settings)
+            size = gr.Dropdown(choices, value=choices[0],
                                label="Model (0.5b is faster, 1.5b is more accurate)")
             k = gr.Slider(2, 8, value=service.settings.k, step=1, label="Passages per answer")
             details = gr.Checkbox(False, label="Show retrieval details")

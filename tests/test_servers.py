@@ -3,12 +3,14 @@ OpenAI-compatible LLM server (llama-cpp-python's, with the small model), both on
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
 
-from rag import Assistant, Settings, StoreError
+from rag import Assistant, ModelError, Settings, StoreError
 from rag.ingestion import ingest
 from rag.models import model_file
 from rag.store import make_store
@@ -86,3 +88,78 @@ def test_answers_through_an_openai_compatible_server(article_settings, embedding
     assert "lithium" in answer.text
     assert any("lithium, tantalum" in c.quote for c in answer.citations)
     assert "first_token" in answer.timings
+
+
+# -- your own models: a GGUF by path, embeddings from a /v1/embeddings server -----------------
+@pytest.mark.e2e
+def test_a_gguf_given_by_path_answers_with_its_own_chat_template(article_settings, tmp_path,
+                                                                  embeddings):
+    own = tmp_path / "my-model.gguf"  # any GGUF file: here the small one under another name
+    own.symlink_to(model_file("0.5b", article_settings.model_dir))
+    settings = article_settings.replace(model_path=str(own), entailment=False)
+    assistant = Assistant(settings, embeddings=embeddings)
+    assistant.ingest(progress=False)
+    answer = assistant.ask("What minerals does Tajikistan hold significant deposits of?")
+    assert assistant.llm.name == "llama.cpp:my-model.gguf"
+    assert not answer.abstained and not answer.fallback, answer.raw
+    assert any("lithium, tantalum" in c.quote for c in answer.citations)
+
+    listed = subprocess.run([sys.executable, "-m", "rag", "models"], capture_output=True,
+                            text=True, env={**os.environ, "RAG_MODEL_PATH": str(own),
+                                            "RAG_MODEL_DIR": str(settings.model_dir)})
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[0] == f"my-model.gguf: {own.resolve()}"
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model at all", None])
+def test_a_model_path_that_is_no_gguf_file_names_the_fix(tmp_path, content):
+    path = tmp_path / "model.gguf"
+    if content is not None:
+        path.write_bytes(content)
+    proc = subprocess.run([sys.executable, "-m", "rag", "models"], capture_output=True,
+                          text=True, env={**os.environ, "RAG_MODEL_PATH": str(path)})
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert ("not a GGUF file" if content is not None else "cannot read model_path") in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def embedding_server(article_settings: Settings) -> Iterator[str]:
+    """llama-cpp-python's server with ``--embedding``: a real OpenAI-compatible
+    ``/v1/embeddings`` (the small chat model, pooled per text by the client)."""
+    port = free_port()
+    path = model_file("0.5b", article_settings.model_dir)
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host",
+           "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", "2",
+           "--embedding", "True", "--model_alias", "embedder", "--verbose", "False"]
+    with running_server(cmd, f"http://127.0.0.1:{port}/v1/models",
+                        OUTPUT / "servers" / "embedding-server.log"):
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.mark.e2e
+def test_ingest_and_retrieve_through_a_v1_embeddings_server(settings, embedding_server):
+    remote = settings.replace(embedding_url=embedding_server, embedding_model="embedder")
+    report = ingest(settings=remote, progress=False)
+    assert report.embedded == report.chunks > 0
+    assistant = Assistant(remote)
+    assert assistant.embeddings.name == "openai:embedder"
+    assert assistant.embeddings.dimension == 896  # the server's vectors, not MiniLM's 384
+    passages = assistant.retrieve("Who was the chief engineer of the bridge?")
+    assert any("Margit Oduya" in p.text for p in passages)
+
+    # the packaged embedder refuses that index and names the fix, which works
+    with pytest.raises(StoreError, match=r"openai:embedder.*rag ingest --rebuild"):
+        Assistant(settings).retrieve("bridge")
+    rebuilt = ingest(settings=settings, rebuild=True, progress=False)
+    assert rebuilt.embedded == rebuilt.chunks == report.chunks
+    local = Assistant(settings).retrieve("Who was the chief engineer of the bridge?")
+    assert any("Margit Oduya" in p.text for p in local)
+
+
+def test_an_unreachable_embedding_server_names_the_fix_and_writes_nothing(settings):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(ModelError, match="cannot reach the embedding server"):
+        ingest(settings=settings.replace(embedding_url=url), progress=False)
+    with pytest.raises(StoreError, match="no index found"):
+        make_store(settings)
