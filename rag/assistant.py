@@ -184,11 +184,17 @@ class Assistant:
 
     def read(self, question: str, history: list[str] | None = None) -> str:
         """The question as it will be answered: a follow-up that cannot stand on its own
-        ('And who said that?') joined to the previous question of ``history``."""
+        ('And who said that?') joined to the previous question of ``history`` (the earlier
+        questions as asked; each is read the same way first, so a chain of follow-ups keeps
+        the question it started from, whichever front end keeps the history)."""
         q = clean_question(question, self.settings.max_question_chars)
         if not history:
             return q
-        return read_follow_up(q, history, self.searcher.lexical())
+        lexical = self.searcher.lexical()
+        resolved: list[str] = []
+        for earlier in history:
+            resolved.append(read_follow_up(earlier, resolved, lexical))
+        return read_follow_up(q, resolved, lexical)
 
     def ask(self, question: str, on_token: Callable[[str], None] | None = None,
             history: list[str] | None = None, stop: threading.Event | None = None) -> Answer:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from . import (
     Settings,
     UnknownDocument,
 )
+from .evalcmd import eval_command
 from .types import Answer
 
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     at = _command_at(argv)
     if at is not None and argv[at] == "eval":
         # the eval harness is not part of the product: it runs apart, with every option
-        return subprocess.call([sys.executable, "-m", "evals", *argv[:at], *argv[at + 1:]])
+        return eval_command([*argv[:at], *argv[at + 1:]])
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.load(args.config, model_size=args.model_size, backend=args.backend)
@@ -177,7 +177,7 @@ def _list(assistant: Assistant, as_json: bool) -> int:
 
     docs = assistant.documents()
     if as_json:
-        print(json.dumps([d.to_dict() for d in docs], ensure_ascii=False))
+        print(json.dumps([d.to_dict() for d in docs]))  # \u-escaped: no control characters
         return 0
     if not docs:
         print("No documents are indexed: run `rag ingest`.")
@@ -209,7 +209,7 @@ def _ask(assistant: Assistant, question: str, as_json: bool) -> int:
     if as_json:
         out = answer.to_dict()
         out["seconds"] = round(time.perf_counter() - t0, 3)
-        print(json.dumps(out, ensure_ascii=False))
+        print(json.dumps(out))  # \u-escaped: no bidi or control character reaches a terminal
     else:
         print(render(answer))
     return 0
@@ -250,7 +250,7 @@ def _chat(assistant: Assistant) -> int:
         try:
             print()
             answer = assistant.ask(question, history=history)
-            history.append(answer.read_as or question)
+            history.append(question)  # as asked: Assistant.read resolves the chain
             if answer.read_as:
                 print(f"(read as: {answer.read_as})")
             print(render(answer))

@@ -7,7 +7,6 @@ import itertools
 import json
 import os
 import queue
-import re
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pydantic import ConfigDict
 
 from .models import gguf_for, model_label
 from .settings import Settings
+from .text import fenced
 from .types import Passage
 
 NOT_FOUND = "NOT IN DOCUMENTS"
@@ -94,22 +94,6 @@ def build_messages(question: str, passages: list[Passage], hint: str = ""
     ask = f"\nQuestion: {fenced(question)}" + (f"\n({hint})" if hint else "")
     user = "Passages:\n" + "\n".join(blocks) + ask + "\nAnswer:"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
-
-
-_ANGLES = str.maketrans({"<": "‹", ">": "›", "＜": "‹", "＞": "›", "〈": "‹", "〉": "›",
-                         "⟨": "‹", "⟩": "›", "﹤": "‹", "﹥": "›"})
-_FAKE_FENCE = re.compile(r"‹\s*/?\s*(passage|question|answer|system|user|assistant)\b[^›\n]{0,60}›",
-                         re.I)
-_TURN = re.compile(r"(?im)^(\W*)(question|answer|system|user|assistant)\s*[:：]")
-
-
-def fenced(text: str) -> str:
-    """Document or question text as inert data inside the prompt: no angle bracket (so no
-    ``<|im_start|>`` control token and no closing ``</passage>``), no look-alike passage tag
-    ('‹passage id="8"›' would make the model cite a passage that does not exist), and no line
-    that reads as a turn of the dialogue ('Question: … Answer: …')."""
-    text = _FAKE_FENCE.sub(" ", text.translate(_ANGLES))
-    return _TURN.sub(lambda m: f"{m.group(1)}{m.group(2)} -", text)
 
 
 class LlamaCppLLM:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+from tqdm.auto import tqdm
 
 from .chunking import chunk_text
 from .embeddings import Embedder, embeddings_for
@@ -108,7 +109,9 @@ def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
         folders = {str(p.resolve()) for p in paths if p.is_dir()}
         seen: set[tuple[str, str]] = set()
         todo: list[tuple[str, str, list[Chunk], set[str]]] = []  # root, sha, chunks, old ids
-        for root, file in found:
+        reading = tqdm(found, desc="Reading", unit="file", disable=not progress)
+        for root, file in reading:
+            reading.set_postfix_str(escape_name(file.name)[:60], refresh=False)
             try:  # one broken or hostile file is skipped with its reason, never fatal
                 source = relative_source(root, file)
                 key = (str(root), source)

@@ -10,16 +10,21 @@ from pathlib import Path
 from typing import Any
 
 
-def source_checkout() -> Path | None:
-    """The source checkout this package runs from (the package's parent folder holds the
-    project's ``pyproject.toml``, name ``rag``), or None for an installed package."""
-    root = Path(__file__).resolve().parent.parent
+def is_checkout(root: Path) -> bool:
+    """Whether ``root`` is this project's source checkout (its ``pyproject.toml`` names
+    ``rag``)."""
     try:
         with (root / "pyproject.toml").open("rb") as fh:
-            name = tomllib.load(fh).get("project", {}).get("name")
+            return tomllib.load(fh).get("project", {}).get("name") == "rag"
     except (OSError, tomllib.TOMLDecodeError):
-        return None
-    return root if name == "rag" else None
+        return False
+
+
+def source_checkout() -> Path | None:
+    """The source checkout this package runs from (the package's parent folder), or None for
+    an installed package."""
+    root = Path(__file__).resolve().parent.parent
+    return root if is_checkout(root) else None
 
 
 def _project_root() -> Path:

@@ -158,3 +158,24 @@ def clause_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
         cur = start + m.end()
     _add_trimmed(text, cur, end, out)
     return [(a, b) for a, b in out if len(text[a:b].split()) >= 3]
+
+
+# -- text that goes into a prompt as data -------------------------------------------------
+# angle brackets and their look-alikes (after NFKC, which already folds the full-width ones)
+_ANGLES = str.maketrans({"<": "‹", ">": "›", "〈": "‹", "〉": "›", "⟨": "‹", "⟩": "›",
+                         "﹤": "‹", "﹥": "›", "˂": "‹", "˃": "›", "❮": "‹", "❯": "›",
+                         "❬": "‹", "❭": "›", "ᐸ": "‹", "ᐳ": "›", "«": "‹", "»": "›",
+                         "《": "‹", "》": "›", "⟪": "‹", "⟫": "›", "≺": "‹", "≻": "›"})
+_FAKE_FENCE = re.compile(r"‹\s*/?\s*(passage|question|answer|system|user|assistant)\b[^›\n]{0,60}›",
+                         re.I)
+_TURN = re.compile(r"(?im)^(\W*)(question|answer|system|user|assistant|q|a)\s*[:：]")
+
+
+def fenced(text: str) -> str:
+    """Document or question text as inert data inside the prompt: no angle bracket (so no
+    ``<|im_start|>`` control token and no closing ``</passage>``), no look-alike passage tag
+    ('‹passage id="8"›' would make the model cite a passage that does not exist), and no line
+    that reads as a turn of the dialogue ('Question: … Answer: …', 'Q: … A: …'). NFKC first,
+    so full-width letters and brackets ('Ａnswer:', '＜') read as what they look like."""
+    text = _FAKE_FENCE.sub(" ", unicodedata.normalize("NFKC", text).translate(_ANGLES))
+    return _TURN.sub(lambda m: f"{m.group(1)}{m.group(2)} -", text)

@@ -83,12 +83,16 @@ class GuardMiddleware:
             await _deny(send, scope, 403, f"Host {host!r} is not served here (DNS rebinding "
                         "guard; add it to RAG_ALLOWED_HOSTS to allow it)")
             return
-        if origin and origin != "null" and (urlsplit(origin).netloc.lower() not in self.hosts):
-            await _deny(send, scope, 403, f"Origin {origin!r} may not call this server")
-            return
         client = (scope.get("client") or ("?", 0))[0]
         is_login = scope["type"] == "http" and scope.get("path", "").rstrip("/").endswith(
             "/login") and scope.get("method") == "POST"
+        # "null": an opaque origin (a sandboxed iframe, a data: page) — foreign, except for the
+        # login form, which the browser posts with Origin: null under our no-referrer policy
+        foreign = (origin == "null" and not is_login) or (
+            origin not in (None, "", "null") and urlsplit(origin).netloc.lower() not in self.hosts)
+        if foreign:
+            await _deny(send, scope, 403, f"Origin {origin!r} may not call this server")
+            return
         if is_login and self.throttle.blocked(client):
             await _deny(send, scope, 429, "Too many failed logins; wait a minute and try again")
             return

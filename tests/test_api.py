@@ -286,6 +286,34 @@ def test_documents_can_be_listed_uploaded_and_removed(scripted, tmp_path):
     assert httpx.post(f"{url}/v1/documents", json={"file": "x"}).status_code == 415
 
 
+def test_without_a_login_foreign_hosts_and_origins_are_refused(scripted):
+    """The guard holds when no login is set (a DNS-rebinding page or a sandboxed iframe would
+    otherwise read the corpus or upload documents)."""
+    url, service, _ = scripted
+    port = url.rsplit(":", 1)[1]
+    note = {"file": ("planted.txt", b"The harbor bridge was painted pink in 2020.\n")}
+    assert httpx.get(f"{url}/v1/documents", headers={"Host": f"attacker.example:{port}"}
+                     ).status_code == 403
+    for origin in ("http://attacker.example", "null"):
+        r = httpx.post(f"{url}/v1/documents", files=note, headers={"Origin": origin})
+        assert r.status_code == 403, (origin, r.text)
+    assert not service.uploads_dir.exists() or not any(service.uploads_dir.iterdir())
+    assert httpx.get(f"{url}/v1/documents", headers={"Origin": url}).status_code == 200
+
+
+def test_a_hostile_upload_is_refused_with_its_reason_and_the_next_one_is_indexed(scripted):
+    from .test_loaders import bomb_pdf
+
+    url, service, _ = scripted
+    r = httpx.post(f"{url}/v1/documents", files={"file": ("bomb.pdf", bomb_pdf())}, timeout=120)
+    assert r.status_code == 422 and "bomb.pdf" in r.json()["error"]["message"]
+    note = b"The Zorblat lantern festival was first held in 1987 in Kulob.\n"
+    r = httpx.post(f"{url}/v1/documents", files={"file": ("festival.txt", note)}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert [d["source"] for d in r.json()["documents"]] == ["festival.txt"]
+    assert service.assistant().retrieve("Zorblat lantern festival")[0].source == "festival.txt"
+
+
 def test_login_bearer_or_basic_and_failures_throttled(settings, embeddings, tmp_path):
     service = ChatService(settings, uploads_dir=tmp_path / "uploads")
     service._assistants[settings.model_size] = LockedAssistant(

@@ -274,3 +274,10 @@ def test_a_store_collected_while_another_opens_does_not_deadlock(settings, embed
     worker.join(timeout=10)
     assert not worker.is_alive(), "releasing a store inside the handle lock deadlocked"
     assert make_store(settings).count() > 0
+
+
+def test_ingest_shows_progress_per_file(settings, embeddings, capsys):
+    ingest(settings=settings, embeddings=embeddings, progress=True)
+    err = capsys.readouterr().err
+    assert "Reading" in err and "2/2" in err  # a bar over the files, named as they are read
+    assert "ferry.txt" in err or "harbor-bridge.md" in err

@@ -10,6 +10,7 @@ cached prefix survives), with a fixed instruction prefix whose KV cache is reuse
 from __future__ import annotations
 
 from ..generation import LLM, BackendError
+from ..text import fenced
 
 INSTRUCTION = ("You compare a claim with a quotation. Reply with one word: yes if the quotation "
                "says what the claim says (same people, numbers and meaning, not the opposite), "
@@ -24,7 +25,8 @@ class Entailment:
         """True when the model says the quotation states the claim (or cannot be asked: the
         check then rests on the other rules, as without this step)."""
         messages = [{"role": "system", "content": INSTRUCTION},
-                    {"role": "user", "content": f"Quotation: {quotation}\nClaim: {claim}\n"
+                    {"role": "user", "content": f"Quotation: {fenced(quotation)}\nClaim: "
+                                                f"{fenced(claim)}\n"
                                                 "Does the quotation say what the claim says?"}]
         try:
             reply = "".join(self.llm.stream(messages, max_tokens=2))

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..embeddings import Embedder
 from ..generation import LLM, BackendError
-from ..text import content_words, known_word, normalize
+from ..text import content_words, fenced, known_word, normalize
 from ..types import Passage
 from .claims import terms
 from .quotes import QuoteIndexer, QuoteSpan
@@ -153,10 +153,11 @@ class PremiseCheck:
             return None
         if any(normalize(t) in normalize(premise.question) for t in unknown):
             return Verdict(premise, evidence, False)  # it names what the corpus never does
-        quoted = " ".join(f"“{p.text[s.start:s.end]}”" for p, s in evidence)
+        quoted = " ".join(f"“{fenced(p.text[s.start:s.end])}”" for p, s in evidence)
         messages = [{"role": "system", "content": INSTRUCTION},
                     {"role": "user", "content": f"Quotations: {quoted}\nQuestion: "
-                                                f"{premise.question}\nDo the quotations say "
+                                                f"{fenced(premise.question)}\nDo the quotations "
+                                                "say "
                                                 "yes?"}]
         try:
             reply = "".join(self.llm.stream(messages, max_tokens=2))
