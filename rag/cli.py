@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="TOML settings file (default: ./rag.toml if present)")
     parser.add_argument("--model-size", choices=["1.5b", "0.5b"], help="embedded model size")
     parser.add_argument("--backend", choices=["llama", "openai"], help="LLM backend")
+    parser.add_argument("--collection", metavar="NAME",
+                        help="the collection to use (default: corpus, or RAG_COLLECTION): each "
+                             "has its own index, lexical index and uploads folder")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="index documents (default: the corpus folder)")
@@ -43,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = sub.add_parser("list", help="the indexed documents: source, chunks, bytes, when indexed")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+
+    p = sub.add_parser("collections", help="the collections of this store, with their "
+                                           "documents and chunks")
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
     p = sub.add_parser("remove", help="remove one document from the index (an uploaded copy is "
@@ -93,11 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         return eval_command([*argv[:at], *argv[at + 1:]])
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.load(args.config, model_size=args.model_size, backend=args.backend)
+        settings = Settings.load(args.config, model_size=args.model_size, backend=args.backend,
+                                 collection=args.collection)
         if args.command == "ingest":
             return _ingest(settings, args)
         if args.command == "list":
             return _list(Assistant(settings), args.json)
+        if args.command == "collections":
+            return _collections(settings, args.json)
         if args.command == "remove":
             return _remove(Assistant(settings), args.document)
         if args.command == "doctor":
@@ -156,7 +166,7 @@ def _command_at(argv: list[str]) -> int | None:
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg in ("--config", "--model-size", "--backend"):
+        if arg in ("--config", "--model-size", "--backend", "--collection"):
             i += 2
         elif arg.startswith("-"):
             i += 1
@@ -190,6 +200,21 @@ def _list(assistant: Assistant, as_json: bool) -> int:
     for r in rows:
         print(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  "
               f"{r[3]:<{widths[3]}}  {r[4]}")
+    return 0
+
+
+def _collections(settings: Settings, as_json: bool) -> int:
+    from .documents import collections
+
+    found = collections(settings)
+    if as_json:
+        print(json.dumps([c.to_dict() for c in found]))
+    elif not found:
+        print("No collections yet: `rag ingest` makes one (`--collection NAME` for another).")
+    for c in [] if as_json else found:
+        mark = "*" if c.name == settings.collection else " "
+        print(f"{mark} {c.name}  " + (c.problem or f"{c.documents} document(s), "
+                                              f"{c.chunks} chunk(s)"))
     return 0
 
 

@@ -25,8 +25,8 @@ from .ingestion import ingest_lock
 from .lexical import LexicalIndex
 from .loaders import escape_name
 from .settings import Settings
-from .store import StoredFile, VectorStore
-from .types import DocumentInfo
+from .store import StoredFile, StoreError, VectorStore, list_collections, make_store
+from .types import CollectionInfo, DocumentInfo
 
 
 class UnknownDocument(ValueError):
@@ -152,3 +152,21 @@ def _message(document: DocumentInfo, chunks: int, deleted: Path | None,
                 "or move it.")
     return (f"{done} The file is still at {where}: it will come back if its folder is ingested "
             "again, unless you delete or move it.")
+
+
+def collections(settings: Settings) -> list[CollectionInfo]:
+    """Every collection of the store ``settings`` name, with its documents and chunks."""
+    from .embeddings import embeddings_for
+
+    embedder = embeddings_for(settings)
+    found = []
+    for name in list_collections(settings):
+        try:
+            store = make_store(settings.replace(collection=name),
+                               embedder=(embedder.name, embedder.dimension))
+            files = store.files()
+            found.append(CollectionInfo(name, len(files),
+                                        sum(len(f.ids) for f in files.values())))
+        except StoreError as exc:
+            found.append(CollectionInfo(name, None, None, str(exc)))
+    return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -56,7 +57,7 @@ class Settings:
     corpus_dir: Path = PROJECT_ROOT / "corpus"
     store_dir: Path = PROJECT_ROOT / ".rag" / "chroma"
     model_dir: Path = PROJECT_ROOT / ".rag" / "models"
-    collection: str = "corpus"
+    collection: str = "corpus"  # DEFAULT_COLLECTION; each its own index, lexical index, uploads
     chroma_url: str = ""  # e.g. http://127.0.0.1:8000 to use a Chroma server instead of a folder
 
     # the embedding model: "" = the packaged all-MiniLM-L6-v2; a sentence-transformers folder;
@@ -137,10 +138,24 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
+    def __post_init__(self) -> None:
+        if not COLLECTION_NAME.fullmatch(self.collection):
+            raise ValueError(f"collection name {self.collection!r}: use 3-63 letters, digits, "
+                             "'-' or '_', starting and ending with a letter or digit")
+
     @property
     def uploads_dir(self) -> Path:
-        """Where the chat UI keeps uploaded files (beside the store, never in the corpus)."""
-        return self.store_dir.parent / "uploads"
+        """Where the chat UI and the API keep this collection's uploaded files (beside the
+        store, never in the corpus): ``uploads`` for the default collection, else
+        ``uploads-<collection>``."""
+        name = "uploads" if self.collection == DEFAULT_COLLECTION else f"uploads-{self.collection}"
+        return self.store_dir.parent / name
+
+
+DEFAULT_COLLECTION = "corpus"
+# Chroma's rules, without dots (the store names its own helper collections `<name>.current`
+# and `<name>.r<time>`)
+COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,61}[A-Za-z0-9]")
 
 
 def _coerce(type_name: Any, name: str, value: Any) -> Any:

@@ -192,6 +192,34 @@ def current_location(settings: Settings, server: Any = None) -> Location:
     return Location(settings.collection, settings.store_dir / name)
 
 
+def list_collections(settings: Settings) -> list[str]:
+    """The names of the collections that have an index in this store (folder or server)."""
+    from .settings import COLLECTION_NAME
+
+    names: set[str] = set()
+    if settings.chroma_url:
+        try:
+            found = _http_client(settings).list_collections()
+        except Exception as exc:  # noqa: BLE001 - the server is gone
+            raise _server_error(settings, exc) from exc
+        for col in found:
+            name = col if isinstance(col, str) else col.name
+            names.add(name.removesuffix(".current"))
+    else:
+        for pointer in settings.store_dir.glob("current-*"):
+            names.add(pointer.name.removeprefix("current-"))
+        db = settings.store_dir / "chroma.sqlite3"
+        if db.exists():
+            try:
+                with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True,
+                                                        timeout=1)) as con:
+                    names.update(r[0] for r in con.execute("SELECT name FROM collections"))
+            except sqlite3.Error as exc:
+                raise StoreError(f"the index at {settings.store_dir} is damaged "
+                                 f"({_short(exc)}): {REBUILD}") from exc
+    return sorted(n for n in names if COLLECTION_NAME.fullmatch(n))
+
+
 def _write_pointer(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` atomically and durably (a kill leaves old or new)."""
     tmp = path.with_name(path.name + ".tmp")

@@ -84,6 +84,20 @@ class DocumentInfo:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class CollectionInfo:
+    """One collection of a store: its documents and chunks (None, with ``problem`` saying why,
+    when its index cannot be opened with these settings)."""
+
+    name: str
+    documents: int | None
+    chunks: int | None
+    problem: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class Answer:
     """What the assistant says: text with ``[n]`` markers, or an abstention."""

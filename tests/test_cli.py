@@ -66,3 +66,34 @@ def test_every_argument_has_help():
         return missing
 
     assert undocumented(build_parser()) == []
+
+
+def test_collections_keep_their_documents_apart(tmp_path):
+    import json
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "bridge.txt").write_text("The Lantern Bridge was designed by Ilse Kestrel.")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "fest.txt").write_text("The Zorblat festival began in 1987 in Kulob.")
+    store = str(tmp_path / "store")
+    assert rag("ingest", str(tmp_path / "a"), store=store).returncode == 0
+    out = rag("--collection", "fests", "ingest", str(tmp_path / "b"), store=store)
+    assert out.returncode == 0, out.stderr
+
+    listed = json.loads(rag("collections", "--json", store=store).stdout)
+    assert [(c["name"], c["documents"], c["chunks"]) for c in listed] == [
+        ("corpus", 1, 1), ("fests", 1, 1)]
+
+    def sources(*collection: str) -> list[str]:
+        out = rag(*collection, "list", "--json", store=store)
+        assert out.returncode == 0, out.stderr
+        return [d["source"] for d in json.loads(out.stdout)]
+
+    assert sources() == ["bridge.txt"]
+    assert sources("--collection", "fests") == ["fest.txt"]
+    assert rag("--collection", "fests", "remove", "fest.txt", store=store).returncode == 0
+    assert sources("--collection", "fests") == [] and sources() == ["bridge.txt"]
+    assert (tmp_path / "b" / "fest.txt").exists()  # a user's file is never deleted
+
+    bad = rag("--collection", "../x", "list", store=store)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: collection name")
