@@ -26,6 +26,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import struct
 import threading
@@ -327,6 +328,19 @@ def _is_uuid(name: str) -> bool:
         return str(uuid.UUID(name)) == name
     except ValueError:
         return False
+
+
+_WRITES = [0]  # chunks this process has written (for the fault-injection point below)
+
+
+def _written(n: int) -> None:
+    """Fault injection for the crash tests: with ``RAG_FAULT_STOP_AFTER_WRITES=N`` the process
+    stops itself (SIGSTOP) once it has written N chunks, so that a test's ``kill -9`` lands
+    mid-write on any machine, however loaded, instead of racing the writer."""
+    _WRITES[0] += n
+    limit = os.environ.get("RAG_FAULT_STOP_AFTER_WRITES")
+    if limit and _WRITES[0] >= int(limit) and hasattr(signal, "SIGSTOP"):
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 # -- Chroma clients on a folder, each with its own in-memory index -------------------------
@@ -734,6 +748,7 @@ class ChunkStore:
                     ids=[c.id for c in part], embeddings=vectors[i:i + _BATCH].tolist(),
                     documents=[c.text for c in part],
                     metadatas=[_meta(c, root, sha, n_chunks, at) for c in part])
+            _written(len(part))
 
     def relabel(self, chunks: list[Chunk], root: str, sha: str, n_chunks: int,
                 indexed_at: str | None = None) -> None:

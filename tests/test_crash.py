@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -65,16 +64,12 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict, float
     return settings, _snapshot(settings), time.monotonic() - t0
 
 
-def _queued(settings: Settings) -> int:
-    """Chunk writes Chroma has logged so far (its write-ahead queue), read-only."""
-    db = settings.store_dir / "chroma.sqlite3"
-    if not db.exists():
-        return 0
+def _stopped(pid: int) -> bool:
+    """Whether the process has stopped itself (state T in /proc)."""
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1) as con:
-            return con.execute("SELECT count(*) FROM embeddings_queue").fetchone()[0]
-    except sqlite3.Error:
-        return 0
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return False
 
 
 class Progress:
@@ -101,7 +96,9 @@ class Progress:
 
 
 # (when, share): once the embedding bar shows `share` done (the load and embed phase), or once
-# `share` of the chunks have been written to Chroma (the write phase, a second or two long).
+# `share` of the chunks have been written to Chroma (the write phase, a second or two long: the
+# ingest stops itself there, RAG_FAULT_STOP_AFTER_WRITES, so a loaded machine cannot let it
+# finish before the kill lands).
 KILL_POINTS = [("embedded", 0.0), ("embedded", 0.5), ("written", 0.1), ("written", 0.5),
                ("written", 0.9)]
 
@@ -112,6 +109,8 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_fresh_build(big, tmp_path, embedd
     fresh_settings, fresh, _ = big
     settings = fresh_settings.replace(store_dir=tmp_path / "store")
     cmd, env = _ingest_cmd(settings)
+    if when == "written":
+        env["RAG_FAULT_STOP_AFTER_WRITES"] = str(max(1, int(share * fresh["count"])))
     proc = subprocess.Popen(cmd, env=env, cwd=PROJECT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     progress = Progress(proc)
@@ -120,7 +119,7 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_fresh_build(big, tmp_path, embedd
             done = progress.embedded_share()
             if done is not None and done >= share:
                 break
-        elif _queued(settings) >= share * fresh["count"]:
+        elif _stopped(proc.pid):
             break
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
