@@ -23,7 +23,7 @@ from pydantic import ConfigDict
 
 from .models import gguf_for, model_label
 from .settings import Settings
-from .text import fenced
+from .text import fenced, without_instructions
 from .types import Passage
 
 NOT_FOUND = "NOT IN DOCUMENTS"
@@ -86,10 +86,11 @@ class LLM(Protocol):
 
 def build_messages(question: str, passages: list[Passage], hint: str = ""
                    ) -> list[dict[str, str]]:
-    """System rules first, then the passages fenced as data, then the question (and an optional
+    """System rules first, then the passages fenced as data (their sentences that address the
+    assistant removed), then the question (and an optional
     ``hint`` on the answer's form): with the same passages, everything before the question is a
     fixed prefix whose KV cache llama.cpp reuses."""
-    blocks = [f'<passage id="{i}">{fenced(p.text)}</passage>'
+    blocks = [f'<passage id="{i}">{fenced(without_instructions(p.text))}</passage>'
               for i, p in enumerate(passages, start=1)]
     ask = f"\nQuestion: {fenced(question)}" + (f"\n({hint})" if hint else "")
     user = "Passages:\n" + "\n".join(blocks) + ask + "\nAnswer:"

@@ -179,3 +179,31 @@ def fenced(text: str) -> str:
     so full-width letters and brackets ('Ａnswer:', '＜') read as what they look like."""
     text = _FAKE_FENCE.sub(" ", unicodedata.normalize("NFKC", text).translate(_ANGLES))
     return _TURN.sub(lambda m: f"{m.group(1)}{m.group(2)} -", text)
+
+
+_INSTRUCTION = re.compile(
+    r"^\W*(question|answer|q|a|user|assistant|system|human|ai)\s*[:：]|"  # a Q&A/dialogue block
+    r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|rules?|prompt|passages?)\b|"
+    r"\b(reply|respond|answer|say|write|output|print)\s+(only|exactly|with only)\b|"
+    r"\byou (are|must|should|will|shall) (now )?(answer|reply|say|tell|respond|cite|include|"
+    r"state|write|act|ignore|be)\b|"
+    r"\b(always|never) (include|cite|mention|say|answer|reply|state|write)\b|"
+    r"\btell the user\b|\bwhen (asked|answering)\b", re.I)
+
+
+def is_instruction(sentence: str) -> bool:
+    """A document sentence that addresses the assistant ('Ignore all previous instructions…',
+    'Always include…', 'Answer: …' in a planted Q&A block): data, never a quotable fact."""
+    return bool(_INSTRUCTION.search(unicodedata.normalize("NFKC", sentence)))
+
+
+def without_instructions(text: str) -> str:
+    """``text`` with every sentence that addresses the assistant replaced by
+    "(instruction removed)": what a prompt shows of a document (the checker never quotes such a
+    sentence either, so a model that copied one would only lose its answer)."""
+    out, at = [], 0
+    for a, b in sentence_spans(text):
+        if is_instruction(text[a:b]):
+            out += [text[at:a], "(instruction removed)"]
+            at = b
+    return "".join(out) + text[at:]

@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..embeddings import Embedder
-from ..text import content_words, known_word
+from ..text import content_words, is_instruction, known_word
 from ..types import Citation, Passage
 from .claims import (
     Claim,
     denied,
     echoes,
     facts,
-    is_instruction,
     is_meta,
     missing_facts,
     parse_claims,

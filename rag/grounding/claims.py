@@ -145,17 +145,3 @@ def echoes(claim: str, question: str, max_words: int = 2) -> bool:
             and claim_words <= set(content_words(question)) and not claim_words & names)
 
 
-_INSTRUCTION = re.compile(
-    r"^\W*(question|answer|q|a|user|assistant|system|human|ai)\s*[:：]|"  # a Q&A/dialogue block
-    r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|rules?|prompt|passages?)\b|"
-    r"\b(reply|respond|answer|say|write|output|print)\s+(only|exactly|with only)\b|"
-    r"\byou (are|must|should|will|shall) (now )?(answer|reply|say|tell|respond|cite|include|"
-    r"state|write|act|ignore|be)\b|"
-    r"\b(always|never) (include|cite|mention|say|answer|reply|state|write)\b|"
-    r"\btell the user\b|\bwhen (asked|answering)\b", re.I)
-
-
-def is_instruction(sentence: str) -> bool:
-    """A document sentence that addresses the assistant ('Ignore all previous instructions…',
-    'Always include…', 'Answer: …' in a planted Q&A block): data, never a quotable fact."""
-    return bool(_INSTRUCTION.search(sentence))

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..text import content_words
+from ..text import content_words, is_instruction
 from ..types import Citation, Disagreement, Passage
 from .checker import Checked, Support
-from .claims import is_instruction
 from .quotes import QuoteIndex
 
 _SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k": 1e3,
