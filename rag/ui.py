@@ -58,6 +58,10 @@ CSS = """
 .source-meta {color: #6b7280; font-size: 0.85em;}
 .scores {font-size: 0.8em; color: #6b7280;}
 .disagree {border-left: 4px solid #7c3aed; background: #f5f3ff; padding: 4px 10px; margin-top: 6px;}
+.premise {border-left: 4px solid #0891b2; background: #ecfeff; padding: 4px 10px;
+           margin-bottom: 6px;}
+.source-card a.back {display: inline-block; min-height: 24px; line-height: 24px;
+                     padding: 0 6px; font-size: 0.85em; text-decoration: none;}
 .read-as {color: #6b7280; font-size: 0.85em; font-style: italic; margin-bottom: 4px;}
 .turn h3 {font-size: 1em; margin: 12px 0 4px;}
 .fn a {display: inline-block; min-width: 24px; min-height: 24px; text-align: center;}
@@ -282,6 +286,8 @@ def conversation_markdown(turns: list[dict]) -> str:
             continue
         if answer.get("read_as"):
             lines += [f"*Read as:* {_md(answer['read_as'])}", ""]
+        if answer.get("premise"):
+            lines += [f"*Premise not borne out:* {_md(answer['premise'])}", ""]
         text = re.sub(r"\\\[(\d+)\\\](?!\\?\()", r"[\1]", _md(answer.get("answer", "")))
         if answer.get("abstained"):
             lines += [f"**Abstained** (the documents do not answer this): {text}", ""]
@@ -475,9 +481,15 @@ def answer_html(answer: Answer, turn: int = 1) -> str:
             else "")
     if answer.abstained:
         return read + f'<div class="abstain">{safe(answer.text)}</div>'
-    body = re.sub(r"&#91;(\d+)&#93;",
-                  rf'<sup class="fn"><a href="#cite-{turn}-\1">[\1]</a></sup>',
-                  safe(answer.text))
+    seen: set[str] = set()
+
+    def footnote(m: re.Match) -> str:  # the first link to each source: the cards' way back
+        n = m.group(1)
+        anchor = f' id="fn-{turn}-{n}"' if n not in seen else ""
+        seen.add(n)
+        return f'<sup class="fn"><a href="#cite-{turn}-{n}"{anchor}>[{n}]</a></sup>'
+
+    body = re.sub(r"&#91;(\d+)&#93;", footnote, safe(answer.text))
     for d in answer.disagreements:
         link = '<sup class="fn"><a href="#cite-{t}-{n}">[{n}]</a></sup>'
         body += ('<div class="disagree">The documents disagree here: compare '
@@ -487,6 +499,9 @@ def answer_html(answer: Answer, turn: int = 1) -> str:
         body += (f'<details class="flagged"><summary>{len(answer.dropped)} sentence(s) of the '
                  "model removed: not supported by the passages they cite</summary>"
                  f"<ul>{items}</ul></details>")
+    if answer.premise:  # a correction: the assumption it rejects, shown apart
+        read += ('<div class="premise">The question assumes what the documents do not bear '
+                 f"out: {safe(answer.premise)}</div>")
     return read + (f'<div class="fallback">{body}</div>' if answer.fallback else body)
 
 
@@ -521,7 +536,9 @@ def sources_html(answer: Answer, details: bool = False, turn: int = 1, question:
                 else f"<mark>{html.escape(c.quote)}</mark>")
         parts.append(f'<div class="source-card" id="cite-{turn}-{c.n}"><div class="source-meta">'
                      f"[{c.n}] {html.escape(c.source)} · chars {c.start}–{c.end}"
-                     f"{' · ' + _scores(p) if p and details else ''}</div>{text}</div>")
+                     f"{' · ' + _scores(p) if p and details else ''}</div>{text}"
+                     f'<div><a class="back" href="#fn-{turn}-{c.n}">↩ back to the answer</a>'
+                     "</div></div>")
     cited = {c.chunk_id for c in answer.citations}
     rest = [p for p in answer.passages if p.chunk_id not in cited]
     if rest and answer.citations:
@@ -628,11 +645,14 @@ def build_app(service: ChatService) -> gr.Blocks:
         outputs = [chat, sources, panel, turns, box, status]
         # a question sent while one is answered runs next (the last one sent), never dropped;
         # once answered, the conversation is kept in the browser and the exports made
-        asked = [box.submit(ask, inputs, outputs, api_name="ask", trigger_mode="always_last"),
-                 send.click(ask, inputs, outputs, api_name=False, trigger_mode="always_last")]
-        for event in asked:
-            event.then(keep, [chat, panel, turns], [saved, export_md, export_json],
-                       api_name=False, show_progress="hidden")
+        # (one dependency for Enter and Send: the browser then holds a question sent either
+        # way until the running answer is complete, and sends it with the history as it is)
+        sent = [box.submit, send.click]
+        asked = [gr.on(sent, ask, inputs, outputs, api_name="ask", trigger_mode="always_last")]
+        asked[0].then(keep, [chat, panel, turns], [saved, export_md, export_json],
+                      api_name=False, show_progress="hidden")
+        # the keyboard stays in the question box after sending (Enter or the Send button)
+        gr.on(sent, None, None, None, js=FOCUS_QUESTION_JS, queue=False, api_name=False)
 
         def halt(request: gr.Request):  # noqa: ANN202
             service.stop(getattr(request, "session_hash", "") or "")
@@ -670,6 +690,8 @@ def build_app(service: ChatService) -> gr.Blocks:
                     gr.Dataset(samples=[[q] for q in shown], visible=bool(shown)),
                     gr.Column(visible=False))
 
+        demo.load(None, None, None, js=FOOTNOTE_NAVIGATION_JS, api_name=False, queue=False)
+
         listing = [table, choice, examples, confirm]
         demo.load(refresh, None, listing, api_name=False, show_progress="hidden")
         # opened: listed afresh (`rag ingest` or `rag remove` may have changed the index)
@@ -703,6 +725,29 @@ def build_app(service: ChatService) -> gr.Blocks:
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo
 
+
+FOCUS_QUESTION_JS = """
+() => { setTimeout(() => document.querySelector('#question textarea')?.focus(), 50); }
+"""
+
+# A footnote and its card's "back to the answer" link: the browser follows the fragment; this
+# also brings the target into view inside its scrolling container (the chat keeps scrolled to
+# its end otherwise) and, going back, puts the keyboard on the footnote again.
+FOOTNOTE_NAVIGATION_JS = """
+() => {
+  if (window.__ragFootnotes) return;
+  window.__ragFootnotes = true;
+  document.addEventListener('click', event => {
+    const link = event.target.closest?.('#chat sup.fn a, #sources a.back');
+    const target = link && document.getElementById((link.getAttribute('href') || '').slice(1));
+    if (!target) return;
+    setTimeout(() => {
+      target.scrollIntoView({block: 'center'});
+      if (link.matches('#sources a.back')) target.focus({preventScroll: true});
+    }, 50);
+  });
+}
+"""
 
 # "Copy conversation": the messages' text as the browser shows it (footnotes as [n]), one
 # paragraph each, questions marked "Q:" and answers "A:".
