@@ -44,14 +44,14 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware import Middleware
 
 from .assistant import Stopped
-from .documents import UnknownDocument
+from .documents import UnknownDocument, collections
 from .generation import BackendError
 from .ingestion import IngestBusy
 from .loaders import escape_name
 from .models import ModelError, model_choices
 from .questions import QuestionError, clean_question
-from .settings import Settings
-from .store import StoreError
+from .settings import COLLECTION_NAME, Settings
+from .store import StoreError, list_collections
 from .text import count_tokens
 from .types import Answer
 from .web import GuardMiddleware, Throttle, allowed_hosts
@@ -174,6 +174,7 @@ class ChatRequest(BaseModel):
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str
+    collection: str | None = None
     k: int | None = Field(default=None, ge=1, le=20)
     history: list[str] = Field(default_factory=list, max_length=50)
 
@@ -264,20 +265,21 @@ def _size_of(service: ChatService, model: str) -> tuple[str | None, str]:
 
 
 # -- documents ---------------------------------------------------------------------------------
-def documents(service: ChatService) -> list[dict[str, Any]]:
-    """The indexed documents (``Assistant.documents``), with ``uploaded`` for the UI's and the
-    API's uploads."""
-    uploads = service.uploads_dir.resolve()
+def documents(service: ChatService, collection: str | None = None) -> list[dict[str, Any]]:
+    """The indexed documents of ``collection`` (``Assistant.documents``), with ``uploaded`` for
+    the UI's and the API's uploads."""
+    uploads = service.uploads_for(collection).resolve()
     return [{"source": d.source, "chunks": d.chunks, "bytes": d.bytes,
              "indexed_at": d.indexed_at, "uploaded": Path(d.root) == uploads}
-            for d in service.assistant().documents()]  # no server paths leave the server
+            for d in service.assistant(None, collection).documents()]  # no server paths leave
 
 
-def remove_document(service: ChatService, source: str) -> dict[str, Any]:
+def remove_document(service: ChatService, source: str, collection: str | None = None
+                    ) -> dict[str, Any]:
     """Take ``source`` out of the index with ``Assistant.remove`` (store and lexical index
     together, under the ingest lock; an upload's copy is deleted, a corpus file is not)."""
     try:
-        removed = service.assistant().remove(source)
+        removed = service.assistant(None, collection).remove(source)
     except UnknownDocument as exc:
         raise ApiError(404, str(exc)) from exc
     return {"source": removed.document.source, "chunks": int(removed),
@@ -306,16 +308,30 @@ def build_api(service: ChatService, credentials: Credentials = None) -> APIRoute
     def login(request: Request) -> None:
         auth.check(request)
 
-    def assistant(size: str | None = None) -> LockedAssistant:
-        return service.assistant(size)  # type: ignore[return-value]
+    def assistant(size: str | None = None, collection: str | None = None) -> LockedAssistant:
+        return service.assistant(size, collection)  # type: ignore[return-value]
+
+    def collection_of(name: str | None) -> str | None:
+        """A request's collection (None: the server's own), 400 for a malformed name and 404
+        for one that has no index."""
+        if not name or name == service.settings.collection:
+            return None
+        if not COLLECTION_NAME.fullmatch(name):
+            raise ApiError(400, f"bad collection name {name!r}")
+        if name not in list_collections(service.settings):
+            raise ApiError(404, f"no collection {name!r}: GET /v1/collections lists them; "
+                                "uploading a document to a new name creates it")
+        return name
 
     async def answer(request: Request, question: str, history: list[str], k: int | None,
-                     size: str | None = None, watch: bool = True) -> Answer:
+                     size: str | None = None, watch: bool = True,
+                     collection: str | None = None) -> Answer:
         """The answer, in a thread, in turn; stopped if the client goes away meanwhile."""
         stop = threading.Event()
 
         def run() -> Answer:
-            return assistant(size).ask(question, history=history, k=k or service.settings.k,
+            return assistant(size, collection).ask(question, history=history,
+                                                   k=k or service.settings.k,
                                        stop=stop)
 
         job = asyncio.ensure_future(anyio.to_thread.run_sync(
@@ -359,7 +375,8 @@ def build_api(service: ChatService, credentials: Credentials = None) -> APIRoute
         body: AskRequest = await _json(request, AskRequest)
         clean_question(body.question, service.settings.max_question_chars)  # 400 before waiting
         t0 = time.perf_counter()
-        result = await answer(request, body.question, body.history, body.k)
+        result = await answer(request, body.question, body.history, body.k,
+                              collection=collection_of(body.collection))
         out = result.to_dict()
         out["seconds"] = round(time.perf_counter() - t0, 3)
         return out
@@ -374,6 +391,7 @@ def build_api(service: ChatService, credentials: Credentials = None) -> APIRoute
         question, history = asked[-1], [q for q in asked[:-1] if q.strip()]
         clean_question(question, service.settings.max_question_chars)  # 400 before waiting
         size, model_id = _size_of(service, body.model)
+        collection = collection_of((body.model_extra or {}).get("collection"))
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         prompt_tokens = sum(count_tokens(m.text()) for m in body.messages)
 
@@ -383,7 +401,8 @@ def build_api(service: ChatService, credentials: Credentials = None) -> APIRoute
                     "total_tokens": prompt_tokens + n}
 
         if not body.stream:
-            result = await answer(request, question, history, None, size)
+            result = await answer(request, question, history, None, size,
+                                  collection=collection)
             text = message_text(result)
             return {"id": cid, "object": "chat.completion", "created": created,
                     "model": model_id, "system_fingerprint": None,
@@ -403,7 +422,8 @@ def build_api(service: ChatService, credentials: Credentials = None) -> APIRoute
             yield _sse(chunk({"role": "assistant", "content": ""}))
             try:
                 # watched like the other routes: a client that left is never answered
-                result = await answer(request, question, history, None, size)
+                result = await answer(request, question, history, None, size,
+                                  collection=collection)
             except ApiError:
                 return  # the client left; nobody reads this stream any more
             except (QuestionError, BackendError, ModelError, StoreError, Stopped) as exc:
@@ -421,14 +441,23 @@ def build_api(service: ChatService, credentials: Credentials = None) -> APIRoute
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
 
-    @router.get("/v1/documents")
-    def list_documents(request: Request) -> dict[str, Any]:
+    @router.get("/v1/collections")
+    def collections_(request: Request) -> dict[str, Any]:
         login(request)
-        return {"documents": documents(service)}
+        return {"collections": [c.to_dict() for c in collections(service.settings)],
+                "default": service.settings.collection}
+
+    @router.get("/v1/documents")
+    def list_documents(request: Request, collection: str | None = None) -> dict[str, Any]:
+        login(request)
+        return {"documents": documents(service, collection_of(collection))}
 
     @router.post("/v1/documents")
-    async def upload(request: Request) -> JSONResponse:
+    async def upload(request: Request, collection: str | None = None) -> JSONResponse:
         login(request)
+        if collection and not COLLECTION_NAME.fullmatch(collection):
+            raise ApiError(400, f"bad collection name {collection!r}")
+        collection = None if collection == service.settings.collection else collection
         from .ui import MAX_UPLOAD_BYTES
 
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -457,20 +486,25 @@ def build_api(service: ChatService, credentials: Credentials = None) -> APIRoute
                     path = folder / (name or "upload.txt")
                     path.write_bytes(data)
                     paths.append(str(path))  # the UI passes path strings
-                message = await anyio.to_thread.run_sync(service.upload, paths)
-                kept = {_saved_as(service.uploads_dir, Path(p)) for p in paths} - {None}
+                message = await anyio.to_thread.run_sync(
+                    lambda: service.upload(paths, collection=collection))
+                kept = ({_saved_as(service.uploads_for(collection), Path(p)) for p in paths}
+                        - {None})
         finally:
             for f in files:
                 await f.close()
-        indexed = [d for d in documents(service) if d["uploaded"] and d["source"] in kept]
+        indexed = [d for d in documents(service, collection)
+                   if d["uploaded"] and d["source"] in kept]
         if not indexed:
             raise ApiError(422, message)
         return JSONResponse({"message": message, "documents": indexed})
 
     @router.delete("/v1/documents/{source:path}")
-    async def delete_document(request: Request, source: str) -> dict[str, Any]:
+    async def delete_document(request: Request, source: str, collection: str | None = None
+                              ) -> dict[str, Any]:
         login(request)
-        return await anyio.to_thread.run_sync(remove_document, service, source)
+        return await anyio.to_thread.run_sync(remove_document, service, source,
+                                              collection_of(collection))
 
     return router
 

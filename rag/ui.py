@@ -26,14 +26,15 @@ from starlette.middleware import Middleware
 from .api import build_api
 from .assistant import Assistant, QuestionError, Stopped
 from .documents import UnknownDocument
-from .generation import NOT_FOUND, BackendError
+from .embeddings import Embedder
+from .generation import LLM, NOT_FOUND, BackendError
 from .ingestion import IngestBusy
 from .loaders import SUPPORTED
 from .models import ModelError, model_choices, model_label, with_model
 from .questions import read_follow_up
 from .settings import ARTICLE_EXAMPLES, ARTICLE_SOURCE, Settings
 from .shared import LockedAssistant, TurnLock
-from .store import StoreError, now_iso
+from .store import StoreError, list_collections, now_iso
 from .types import Answer, DocumentInfo, Passage
 from .web import GuardMiddleware, allowed_hosts
 
@@ -74,28 +75,48 @@ CSS = """
 class ChatService:
     """What the UI does, without the widgets: testable and reusable."""
 
-    def __init__(self, settings: Settings, uploads_dir: Path | None = None) -> None:
+    def __init__(self, settings: Settings, uploads_dir: Path | None = None,
+                 llm: LLM | None = None, embeddings: Embedder | None = None) -> None:
         self.settings = settings
-        # documents removed from here have their copy deleted (``Assistant.remove``)
+        # the default collection's uploads (documents removed from here have their copy
+        # deleted, ``Assistant.remove``); another collection's: its settings' uploads_dir
         self.uploads_dir = uploads_dir or settings.uploads_dir
-        self._assistants: dict[str, Assistant] = {}
+        self.llm, self.embeddings = llm, embeddings  # injected ones (tests, embedding apps)
+        self._assistants: dict[tuple[str, str], Assistant] = {}
         self._lock = threading.Lock()
         self._stops: dict[str, threading.Event] = {}  # per browser session: its Stop button
         self._exports = Path(tempfile.mkdtemp(prefix="rag-exports-"))
         atexit.register(shutil.rmtree, self._exports, True)
         self.generation = TurnLock()  # one answer at a time: the UI's and the HTTP API's
 
-    def assistant(self, model: str | None = None) -> Assistant:
+    def assistant(self, model: str | None = None, collection: str | None = None) -> Assistant:
         """The assistant answering with ``model`` (one of ``models.model_choices``; None: the
-        settings' own)."""
+        settings' own) from ``collection`` (None: the settings' own)."""
         settings = with_model(self.settings, model)
-        key = model_label(settings)
+        if collection:
+            settings = settings.replace(collection=collection)
+        key = (model_label(settings), settings.collection)
         with self._lock:
             if key not in self._assistants:
                 base = next(iter(self._assistants.values()), None)
                 self._assistants[key] = LockedAssistant(
-                    self.generation, settings, embeddings=base.embeddings if base else None)
+                    self.generation, settings, llm=self.llm,
+                    embeddings=self.embeddings or (base.embeddings if base else None))
             return self._assistants[key]
+
+    def uploads_for(self, collection: str | None = None) -> Path:
+        """Where ``collection``'s uploads are kept."""
+        if not collection or collection == self.settings.collection:
+            return self.uploads_dir
+        return self.settings.replace(collection=collection).uploads_dir
+
+    def collections(self) -> list[str]:
+        """The collections with an index, the settings' own first (even before its index)."""
+        try:
+            found = list_collections(self.settings)
+        except StoreError:
+            found = []
+        return [self.settings.collection] + [c for c in found if c != self.settings.collection]
 
     def warm_up(self) -> None:
         self.assistant().warm_up()
@@ -107,7 +128,7 @@ class ChatService:
 
     def respond(self, message: str, history: list[dict], model_size: str, k: int,
                 details: bool, panel: list[str] | None = None, session: str = "",
-                turns: list[dict] | None = None
+                turns: list[dict] | None = None, collection: str | None = None
                 ) -> Iterator[tuple[list[dict], str, list[str], list[dict]]]:
         """Yield (chat history, sources panel HTML, panel sections, turns) as the answer
         progresses; ``turns`` gains this question's record when it is answered (see
@@ -127,12 +148,12 @@ class ChatService:
         history.append({"role": "user", "content": safe(question)})
         history.append({"role": "assistant", "content": "Searching the documents…"})
         yield history, "".join(panel), panel, turns
-        assistant = self.assistant(model_size)
-        if k and k != assistant.settings.k:
-            assistant.settings = assistant.settings.replace(k=int(k))
         stop = self._stops[session] = threading.Event()
         raw = ""
         try:
+            assistant = self.assistant(model_size, collection)
+            if k and k != assistant.settings.k:
+                assistant.settings = assistant.settings.replace(k=int(k))
             for event in assistant.stream(question, stop=stop, history=earlier):
                 if isinstance(event, Answer):
                     history[-1] = {"role": "assistant", "content": answer_html(event, turn)}
@@ -148,7 +169,7 @@ class ChatService:
             note = ("Stopped. Nothing of the unfinished answer is shown, because it was not "
                     "checked against the documents.")
             history[-1] = {"role": "assistant", "content": _note(note, "abstain")}
-        except QuestionError as exc:
+        except (QuestionError, StoreError, ValueError) as exc:  # ValueError: a bad collection
             note = str(exc)
             history[-1] = {"role": "assistant", "content": _note(note)}
         except (BackendError, ModelError) as exc:
@@ -163,21 +184,21 @@ class ChatService:
         yield history, "".join(panel), panel, turns
 
     # -- the documents panel ---------------------------------------------------------------
-    def documents(self) -> list[DocumentInfo]:
+    def documents(self, collection: str | None = None) -> list[DocumentInfo]:
         """The indexed documents (none if there is no index yet)."""
         try:
-            return self.assistant().documents()
+            return self.assistant(None, collection).documents()
         except StoreError:
             return []
 
-    def remove(self, doc_id: str) -> str:
+    def remove(self, doc_id: str, collection: str | None = None) -> str:
         """Remove the document whose ``document_id`` is ``doc_id``; what happened, for people."""
-        doc = next((d for d in self.documents() if document_id(d) == doc_id), None)
+        doc = next((d for d in self.documents(collection) if document_id(d) == doc_id), None)
         if doc is None:
             return "Choose a document first." if not doc_id else \
                 "That document is no longer in the index."
         try:
-            return self.assistant().remove(doc.path).message
+            return self.assistant(None, collection).remove(doc.path).message
         except (IngestBusy, UnknownDocument, StoreError) as exc:
             return f"Not removed: {exc}"
 
@@ -205,11 +226,14 @@ class ChatService:
         js.write_text(conversation_json(turns), encoding="utf-8")
         return md, js
 
-    def upload(self, files: list[Any] | None, progress: gr.Progress | None = None) -> str:
-        """Copy uploads into their own folder (never the corpus) and index only them."""
+    def upload(self, files: list[Any] | None, progress: gr.Progress | None = None,
+               collection: str | None = None) -> str:
+        """Copy uploads into their collection's own folder (never the corpus) and index only
+        them (a new collection name makes the collection)."""
         if not files:
             return "Choose one or more files first."
-        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        uploads = self.uploads_for(collection)
+        uploads.mkdir(parents=True, exist_ok=True)
         notes, saved = [], []
         for f in files:
             src = Path(getattr(f, "name", f))
@@ -220,7 +244,7 @@ class ChatService:
             if src.stat().st_size > MAX_UPLOAD_BYTES:
                 notes.append(f"{src.name}: larger than {MAX_UPLOAD_BYTES // 1_000_000} MB")
                 continue
-            target = _free_name(self.uploads_dir / name, src)
+            target = _free_name(uploads / name, src)
             if target.exists():
                 notes.append(f"{src.name}: already uploaded as {target.name}")
             else:
@@ -233,7 +257,7 @@ class ChatService:
             if progress is not None:
                 progress(0.3, desc="Indexing…")
             try:
-                report = self.assistant().ingest(saved, progress=False)
+                report = self.assistant(None, collection).ingest(saved, progress=False)
             except IngestBusy as exc:
                 return f"{exc}"
             for file, why in report.skipped:
@@ -554,10 +578,13 @@ def sources_html(answer: Answer, details: bool = False, turn: int = 1, question:
 
 
 def build_app(service: ChatService) -> gr.Blocks:
-    uploads = service.uploads_dir
     with gr.Blocks(title="Ask the documents", analytics_enabled=False) as demo:
         gr.Markdown("## Ask the documents\nAnswers come only from the indexed documents; every "
                     "sentence cites the passage it comes from. Click a footnote to see it.")
+        collection = gr.Dropdown(
+            service.collections(), value=service.settings.collection, allow_custom_value=True,
+            label="Collection: what answers come from, what is listed and where uploads go "
+                  "(type a new name, then upload files, to start one)", elem_id="collection")
         panel = gr.State([])
         turns = gr.State([])  # structured answers (turn_record), for the exports
         saved = gr.BrowserState(EMPTY_CONVERSATION, storage_key=STORAGE_KEY,
@@ -621,9 +648,11 @@ def build_app(service: ChatService) -> gr.Blocks:
         busy = ("Answering… A question you type now stays in the box; press Enter to have it "
                 "answered next, or Stop.")
 
-        def ask(message, history, size, k, details, panel, turns, request: gr.Request):  # noqa: ANN001, ANN202
+        def ask(message, history, size, k, details, panel, turns, collection,  # noqa: ANN001, ANN202
+                request: gr.Request):
             session = getattr(request, "session_hash", "") or ""
-            steps = service.respond(message, history, size, k, details, panel, session, turns)
+            steps = service.respond(message, history, size, k, details, panel, session, turns,
+                                    collection)
             last = next(steps)
             yield *last, "", busy  # the box is cleared once, when the question is taken
             for last in steps:  # noqa: B007 - what is typed from now on stays in the box
@@ -641,7 +670,7 @@ def build_app(service: ChatService) -> gr.Blocks:
         def keep(chat, panel, turns):  # noqa: ANN001, ANN202
             return conversation_to_store(chat, panel, turns), *exports(turns)
 
-        inputs = [box, chat, size, k, details, panel, turns]
+        inputs = [box, chat, size, k, details, panel, turns, collection]
         outputs = [chat, sources, panel, turns, box, status]
         # a question sent while one is answered runs next (the last one sent), never dropped;
         # once answered, the conversation is kept in the browser and the exports made
@@ -681,8 +710,13 @@ def build_app(service: ChatService) -> gr.Blocks:
         examples.click(lambda sample: sample[0], examples, box, api_name=False, queue=False,
                        show_progress="hidden")
 
-        def refresh():  # noqa: ANN202
-            docs = service.documents()
+        def refresh(collection):  # noqa: ANN001, ANN202
+            try:
+                docs, uploads = service.documents(collection), service.uploads_for(collection)
+            except ValueError as exc:  # a malformed new collection name
+                return (f"<p class='source-meta'>{safe(str(exc))}</p>",
+                        gr.Dropdown(choices=[], value=None), gr.Dataset(visible=False),
+                        gr.Column(visible=False))
             shown = service.examples(docs)
             return (documents_html(docs, uploads),
                     gr.Dropdown(choices=[(document_label(d, uploads), document_id(d))
@@ -693,19 +727,29 @@ def build_app(service: ChatService) -> gr.Blocks:
         demo.load(None, None, None, js=FOOTNOTE_NAVIGATION_JS, api_name=False, queue=False)
 
         listing = [table, choice, examples, confirm]
-        demo.load(refresh, None, listing, api_name=False, show_progress="hidden")
+        demo.load(refresh, collection, listing, api_name=False, show_progress="hidden")
         # opened: listed afresh (`rag ingest` or `rag remove` may have changed the index)
-        panel_docs.expand(refresh, None, listing, api_name=False, show_progress="hidden")
+        panel_docs.expand(refresh, collection, listing, api_name=False, show_progress="hidden")
+        collection.change(refresh, collection, listing, api_name=False, show_progress="hidden")
 
-        def index(files, progress=gr.Progress()):  # noqa: ANN001, ANN202, B008
+        def index(files, collection, progress=gr.Progress()):  # noqa: ANN001, ANN202, B008
             yield "Indexing…"
-            yield service.upload(files, progress)
+            try:
+                yield service.upload(files, progress, collection)
+            except ValueError as exc:  # a malformed new collection name
+                yield str(exc)
 
-        add.click(index, files, upload_status, api_name="upload").then(
-            refresh, None, listing, api_name=False, show_progress="hidden")
+        def collections():  # noqa: ANN202 - an upload may have started one
+            return gr.Dropdown(choices=service.collections())
 
-        def confirm_removal(doc_id):  # noqa: ANN001, ANN202
-            doc = next((d for d in service.documents() if document_id(d) == doc_id), None)
+        add.click(index, [files, collection], upload_status, api_name="upload").then(
+            refresh, collection, listing, api_name=False, show_progress="hidden").then(
+            collections, None, collection, api_name=False, show_progress="hidden")
+
+        def confirm_removal(doc_id, collection):  # noqa: ANN001, ANN202
+            uploads = service.uploads_for(collection)
+            doc = next((d for d in service.documents(collection) if document_id(d) == doc_id),
+                       None)
             if doc is None:
                 return gr.Column(visible=False), "", "Choose a document first."
             what = ("its uploaded copy is deleted too" if uploaded(doc, uploads) else
@@ -715,13 +759,14 @@ def build_app(service: ChatService) -> gr.Blocks:
                     f"Remove **{safe(doc.source)}** ({_chunks(doc.chunks)}) from the index? "
                     f"Questions will no longer be answered from it; {what}.", "")
 
-        remove.click(confirm_removal, choice, [confirm, question, removed], api_name=False,
-                     show_progress="hidden")
+        remove.click(confirm_removal, [choice, collection], [confirm, question, removed],
+                     api_name=False, show_progress="hidden")
         no.click(lambda: (gr.Column(visible=False), ""), None, [confirm, removed],
                  api_name=False, queue=False)
-        yes.click(lambda doc_id: (gr.Column(visible=False), safe(service.remove(doc_id))),
-                  choice, [confirm, removed], api_name=False).then(
-            refresh, None, listing, api_name=False, show_progress="hidden")
+        yes.click(lambda doc_id, collection: (gr.Column(visible=False),
+                                              safe(service.remove(doc_id, collection))),
+                  [choice, collection], [confirm, removed], api_name=False).then(
+            refresh, collection, listing, api_name=False, show_progress="hidden")
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo
 

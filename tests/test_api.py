@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from rag.api import create_app, inert, message_text
-from rag.shared import LockedAssistant, TurnLock
+from rag.shared import TurnLock
 from rag.types import Answer, Citation
 from rag.ui import ChatService
 from rag.web import allowed_hosts
@@ -82,10 +82,9 @@ class Server:
 def scripted(settings, embeddings, tmp_path):
     """A ChatService whose model is scripted, with its index, and the API served over it."""
     llm = SlowLLM(*[BRIDGE] * 8)
-    service = ChatService(settings, uploads_dir=tmp_path / "uploads")
-    assistant = LockedAssistant(service.generation, settings, llm=llm, embeddings=embeddings)
-    service._assistants[settings.model_size] = assistant  # what ChatService.assistant() makes
-    assistant.ingest(progress=False)
+    service = ChatService(settings, uploads_dir=tmp_path / "uploads", llm=llm,
+                          embeddings=embeddings)
+    service.assistant().ingest(progress=False)
     server = Server(service)
     yield server.url, service, llm
     server.close()
@@ -286,6 +285,45 @@ def test_documents_can_be_listed_uploaded_and_removed(scripted, tmp_path):
     assert httpx.post(f"{url}/v1/documents", json={"file": "x"}).status_code == 415
 
 
+def test_collections_keep_documents_and_answers_apart(scripted):
+    from openai import OpenAI
+
+    url, service, _ = scripted
+    note = b"The Zorblat lantern festival was first held in 1987 in Kulob.\n"
+    r = httpx.post(f"{url}/v1/documents", params={"collection": "fests"},
+                   files={"file": ("festival.txt", note)}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert [d["source"] for d in r.json()["documents"]] == ["festival.txt"]
+    assert (service.settings.replace(collection="fests").uploads_dir / "festival.txt").exists()
+    listed = httpx.get(f"{url}/v1/collections").json()
+    assert {c["name"]: c["documents"] for c in listed["collections"]} == {"corpus": 2, "fests": 1}
+
+    def sources(**params: str) -> set[str]:
+        got = httpx.get(f"{url}/v1/documents", params=params)
+        assert got.status_code == 200, got.text
+        return {d["source"] for d in got.json()["documents"]}
+
+    assert sources(collection="fests") == {"festival.txt"}
+    assert sources() == {"ferry.txt", "harbor-bridge.md"}
+
+    # the same scripted answer about the bridge: supported by the corpus, not by the festival
+    q = {"question": "When did the bridge open?"}
+    assert not httpx.post(f"{url}/v1/ask", json=q, timeout=60).json()["abstained"]
+    assert httpx.post(f"{url}/v1/ask", json=q | {"collection": "fests"},
+                      timeout=60).json()["abstained"]
+    client = OpenAI(base_url=f"{url}/v1", api_key="none")
+    reply = client.chat.completions.create(
+        model="rag", messages=[{"role": "user", "content": q["question"]}],
+        extra_body={"collection": "fests"})
+    assert reply.model_extra["abstained"] is True
+    assert httpx.post(f"{url}/v1/ask", json=q | {"collection": "nope"}).status_code == 404
+    assert httpx.post(f"{url}/v1/ask", json=q | {"collection": "../x"}).status_code == 400
+
+    r = httpx.delete(f"{url}/v1/documents/festival.txt", params={"collection": "fests"})
+    assert r.status_code == 200 and r.json()["file_deleted"], r.text
+    assert sources(collection="fests") == set()
+
+
 def test_without_a_login_foreign_hosts_and_origins_are_refused(scripted):
     """The guard holds when no login is set (a DNS-rebinding page or a sandboxed iframe would
     otherwise read the corpus or upload documents)."""
@@ -315,9 +353,8 @@ def test_a_hostile_upload_is_refused_with_its_reason_and_the_next_one_is_indexed
 
 
 def test_login_bearer_or_basic_and_failures_throttled(settings, embeddings, tmp_path):
-    service = ChatService(settings, uploads_dir=tmp_path / "uploads")
-    service._assistants[settings.model_size] = LockedAssistant(
-        service.generation, settings, llm=FakeLLM(), embeddings=embeddings)
+    service = ChatService(settings, uploads_dir=tmp_path / "uploads", llm=FakeLLM(),
+                          embeddings=embeddings)
     service.assistant().ingest(progress=False)
     server = Server(service, (USER, PASSWORD))
     try:

@@ -744,3 +744,47 @@ def test_a_poisoned_document_makes_the_browser_request_nothing(page, tmp_path):
         assert hits == []
     finally:
         server.shutdown()
+
+
+@pytest.mark.ui
+def test_a_new_collection_has_its_own_documents_uploads_and_answers(page, tmp_path,
+                                                                    article_settings):
+    def pick(name: str) -> None:
+        field = page.locator("#collection input")
+        field.click()
+        field.fill(name)
+        field.press("Enter")
+        field.press("Tab")
+
+    def listed() -> str:
+        return page.locator("#documents").inner_text()
+
+    pick("notes")
+    doc = tmp_path / "ferry-log.txt"
+    doc.write_text("Ferry log\n\nThe Orrin ferry crossed the Vakhsh river forty times in 1999.\n")
+    if not page.locator("#index-button").is_visible():
+        page.get_by_text("Add documents").click()
+    page.locator("#upload input[type=file]").set_input_files(str(doc))
+    page.evaluate("() => { document.querySelector('#upload-status textarea').value = ''; }")
+    page.locator("#index-button").click()
+    page.wait_for_function("() => document.querySelector('#upload-status textarea')"
+                           ".value.includes('Indexed')", timeout=120_000)
+    assert (article_settings.replace(collection="notes").uploads_dir / doc.name).exists()
+    assert not (article_settings.uploads_dir / doc.name).exists()
+    if not page.locator("#documents").is_visible():
+        page.get_by_text("Documents", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#documents').innerText"
+                           ".includes('ferry-log.txt')", timeout=30_000)
+    assert "us-policy-in-tajikistan.txt" not in listed()
+
+    before = len(bot_messages(page))
+    ask(page, "How many times did the Orrin ferry cross the Vakhsh river in 1999?")
+    wait_for_answers(page, before + 1)
+    newest = page.locator("#sources section.turn").first.inner_text()
+    assert "ferry-log.txt" in newest and "us-policy-in-tajikistan.txt" not in newest, newest
+    page.screenshot(path=str(SHOTS / "17-collection.png"))
+
+    pick("corpus")  # back: the article's documents, not the log
+    page.wait_for_function("() => document.querySelector('#documents').innerText"
+                           ".includes('us-policy-in-tajikistan.txt')", timeout=30_000)
+    assert "ferry-log.txt" not in listed()
