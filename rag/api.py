@@ -23,6 +23,7 @@ import base64
 import binascii
 import contextlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -55,6 +56,8 @@ from .store import StoreError, list_collections
 from .text import count_tokens
 from .types import Answer
 from .web import GuardMiddleware, Throttle, allowed_hosts
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .shared import LockedAssistant
@@ -546,13 +549,13 @@ def serve(settings: Settings | None = None, host: str = "127.0.0.1", port: int =
     t0 = time.perf_counter()
     service = ChatService(settings)
     report = service.assistant().ingest(progress=True)
-    print(f"Index: {report.summary()}")
+    log.info("Index: %s", report.summary())
     hosts = allowed_hosts(host, port, os.environ.get("RAG_ALLOWED_HOSTS", "").split(","))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        print(f"API ready on http://{host}:{port}/v1 in {time.perf_counter() - t0:.1f} s",
-              flush=True)
+        log.info("API ready on http://%s:%d/v1 in %.1f s", host, port,
+                 time.perf_counter() - t0)
         # load the LLM now rather than on the first question (after the print: llama.cpp
         # silences stdout/stderr while it loads)
         threading.Thread(target=service.warm_up, daemon=True).start()

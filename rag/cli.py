@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -92,8 +93,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_stderr() -> None:
+    """The library's progress lines (``logging``, logger ``rag``) as plain lines on stderr."""
+    log = logging.getLogger("rag")
+    if not any(isinstance(h, _Stderr) for h in log.handlers):
+        log.addHandler(_Stderr())
+        log.setLevel(logging.INFO)
+
+
+class _Stderr(logging.Handler):
+    """Each record's message on whatever ``sys.stderr`` is when it is logged."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(record.getMessage(), file=sys.stderr, flush=True)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _log_to_stderr()
     at = _command_at(argv)
     if at is not None and argv[at] == "eval":
         # the eval harness is not part of the product: it runs apart, with every option

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import sys
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -27,6 +27,8 @@ from .store import (
     remove_leftovers,
 )
 from .types import Chunk
+
+log = logging.getLogger(__name__)
 
 
 class IngestBusy(Exception):
@@ -173,7 +175,7 @@ def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
             aside.publish()
     report.seconds = round(time.perf_counter() - t0, 2)
     for file, why in report.skipped:
-        print(f"skipped {file}: {why}", file=sys.stderr)
+        log.warning("skipped %s: %s", file, why)
     return report
 
 

