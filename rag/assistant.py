@@ -200,20 +200,27 @@ class Assistant:
             history: list[str] | None = None, stop: threading.Event | None = None) -> Answer:
         """Answer ``question``; ``on_token`` receives the model's raw text as it streams;
         ``history`` holds the conversation's earlier questions (for follow-ups); setting
-        ``stop`` ends generation at the model's next token (``Stopped``)."""
+        ``stop`` ends the answer (``Stopped``) at the model's next token, or at the next stage
+        (retrieval, premise check, generation, citation check) if it is not generating."""
         s = self.settings
         clock = Stopwatch()
         q = self.read(question, history)
+
+        def checkpoint() -> None:
+            if stop is not None and stop.is_set():
+                raise Stopped("stopped")
+
         if stop is not None:
             on_token = _stoppable(on_token, stop)
-        answer = self._answer(q, on_token, clock)
+        answer = self._answer(q, on_token, clock, checkpoint)
         if history and q != clean_question(question, s.max_question_chars):
             answer.read_as = q
         return answer
 
-    def _answer(self, q: str, on_token: Callable[[str], None] | None, clock: Stopwatch
-                ) -> Answer:
+    def _answer(self, q: str, on_token: Callable[[str], None] | None, clock: Stopwatch,
+                checkpoint: Callable[[], None] = lambda: None) -> Answer:
         s = self.settings
+        checkpoint()
         with clock.stage("retrieve"):
             retrieved = self._search(q, clock.times)
 
@@ -238,6 +245,7 @@ class Assistant:
         if self.premise_check is not None and (assumed := presuppositions(q)):
             with clock.stage("premise"):
                 for premise in assumed:
+                    checkpoint()
                     verdict = self.premise_check(premise, context, unknown)
                     if verdict is not None and not verdict.holds:
                         return self._correct(verdict, retrieved, context, unknown, clock)
@@ -245,6 +253,7 @@ class Assistant:
             parts = question_parts(q)
             hint = OVERVIEW_HINT if overview else parts_hint(parts) if len(parts) > 1 else ""
             messages = build_messages(q, context, hint)
+        checkpoint()
         t_gen = time.perf_counter()
         pieces: list[str] = []
         try:
@@ -260,6 +269,7 @@ class Assistant:
             return self._fallback(q, retrieved, exc, clock)
         output = "".join(pieces).strip()
         clock.mark("generate", t_gen)
+        checkpoint()  # the check (entailment: a model call per sentence) is not run for nobody
 
         with clock.stage("check"):
             if not output or normalize(NOT_FOUND) in normalize(output).replace("_", " "):

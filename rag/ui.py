@@ -150,8 +150,8 @@ class ChatService:
         turn = max([len(earlier), *(int(t.get("turn", 0)) for t in turns)]) + 1
         history.append({"role": "user", "content": safe(question)})
         history.append({"role": "assistant", "content": "Searching the documents…"})
+        stop = self._stops[session] = threading.Event()  # before the first update: Stop counts
         yield history, "".join(panel), panel, turns
-        stop = self._stops[session] = threading.Event()
         raw = ""
         try:
             assistant = self.assistant(model_size, collection)

@@ -230,3 +230,28 @@ def test_figures_that_agree_or_are_about_other_things_are_no_disagreement(make, 
     assistant, _ = make("The bridge cost 6.25 million pounds [1].")
     answer = assistant.ask("How much did the bridge cost?")
     assert not answer.abstained and answer.disagreements == []
+
+
+def test_stop_is_honoured_between_stages_not_only_between_tokens(make):
+    import threading
+
+    from rag.assistant import Stopped
+
+    assistant, llm = make("The bridge opened in 1932 [1].", "The bridge opened in 1932 [1].")
+    stop = threading.Event()
+    stop.set()  # pressed before the answer began: nothing is retrieved for it, nothing generated
+    with pytest.raises(Stopped):
+        assistant.ask("When did the bridge open?", stop=stop)
+    assert llm.calls == []
+
+    stop = threading.Event()
+    scripted = llm.stream
+
+    def stream(messages, max_tokens):  # noqa: ANN001, ANN202 - pressed after the last token
+        yield from scripted(messages, max_tokens)
+        stop.set()
+
+    llm.stream = stream
+    with pytest.raises(Stopped):  # the citation check does not run for an answer nobody wants
+        assistant.ask("When did the bridge open?", stop=stop)
+    assert len(llm.calls) == 1
