@@ -484,11 +484,17 @@ def _plain(content: Any) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", _text(content)))
 
 
+_MARKER = re.compile(r"(?i)" + r"[\s_]+".join(map(re.escape, NOT_FOUND.split())) + r"\.?")
+
+
 def streamed(raw: str) -> str:
-    """The model's text so far, without the internal no-answer marker (or its beginning)."""
-    text = raw.replace(NOT_FOUND, "")
-    for n in range(len(NOT_FOUND) - 1, 0, -1):
-        if text.endswith(NOT_FOUND[:n]):
+    """The model's text so far, without the internal no-answer marker in any case or spacing
+    ('NOT IN DOCUMENTS', 'not_in_documents'), nor a beginning of it at the end."""
+    text = _MARKER.sub("", raw)
+    folded = re.sub(r"[\s_]", " ", text.upper())
+    for n in range(min(len(NOT_FOUND) - 1, len(text)), 0, -1):
+        at_word = n == len(text) or not text[-n - 1].isalnum()
+        if at_word and NOT_FOUND.startswith(folded[-n:]) and folded[-n:].strip():
             return text[:-n]
     return text
 

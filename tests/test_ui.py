@@ -82,6 +82,8 @@ def test_removed_sentences_are_shown_on_demand_and_the_marker_never_streams():
     assert "<details" in out and "It is blue" in out
     assert streamed("The documents: NOT IN DOC") == "The documents: "
     assert streamed("NOT IN DOCUMENTS") == ""
+    assert streamed("x not_in_documents.") == "x " and streamed("abc NOT_IN_DO") == "abc "
+    assert streamed("we are in") == "we are in" and streamed("A note") == "A note"
 
 
 def test_a_premise_correction_is_shown_apart_before_the_cited_answer():

@@ -148,11 +148,14 @@ class Checker:
             return None
         pol = self.policy
         sims = index.vectors @ vecs[0]
-        if len(vecs) > 1:
-            sims = np.maximum(sims, index.vectors @ vecs[1] - pol.context_penalty)
+        # a terse answer borrows its question's meaning ("1992 [1]." for "Since when…?"), but
+        # only where it shares a word with the quote: "The moon is made of cheese [1]." after a
+        # question about Boeing must not ride on the question's similarity to a Boeing quote
+        in_context = (index.vectors @ vecs[1] - pol.context_penalty if len(vecs) > 1
+                      else None)
         claim_words = set(content_words(claim))
         best: Support | None = None
-        for span, sim in zip(index.spans, sims, strict=True):
+        for i, span in enumerate(index.spans):
             sentence = index.sentence_of(span)
             if missing_facts(claim, sentence) - given or is_instruction(sentence):
                 continue  # an instruction planted in a document is no evidence of anything
@@ -160,7 +163,10 @@ class Checker:
             have = terms(quote)
             overlap = (sum(known_word(w, have) for w in claim_words) / len(claim_words)
                        if claim_words else 0.0)
-            score = float(sim) + pol.overlap_weight * overlap
+            sim = float(sims[i])
+            if in_context is not None and overlap > 0:
+                sim = max(sim, float(in_context[i]))
+            score = sim + pol.overlap_weight * overlap
             if not missing_facts(claim, quote):
                 score += pol.fact_bonus
             if best is None or score > best.score:
