@@ -97,3 +97,16 @@ def test_collections_keep_their_documents_apart(tmp_path):
 
     bad = rag("--collection", "../x", "list", store=store)
     assert bad.returncode == 2 and bad.stderr.startswith("error: collection name")
+
+
+def test_json_output_carries_no_control_or_bidi_character(tmp_path):
+    import json
+
+    name = "report\u202etxt.exe\u202c.txt"  # a right-to-left override in a file name
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / name).write_text("The Lantern Bridge was designed by Ilse Kestrel.")
+    store = str(tmp_path / "store")
+    assert rag("ingest", str(tmp_path / "docs"), store=store).returncode == 0
+    out = rag("list", "--json", store=store)
+    assert out.returncode == 0 and out.stdout.isascii(), out.stdout
+    assert [d["source"] for d in json.loads(out.stdout)] == [name]  # exact once decoded
