@@ -31,7 +31,7 @@ from .generation import (
     parts_hint,
 )
 from .grounding import Checked, Checker, QuoteIndexer, Support, SupportPolicy, assemble
-from .grounding.conflicts import disagreements, find_conflicts, with_disagreements
+from .grounding.conflicts import disagreements, find_conflicts, opposed, with_disagreements
 from .grounding.entailment import Entailment
 from .grounding.premise import PremiseCheck, Verdict, presuppositions
 from .ingestion import IngestReport, ingest
@@ -293,6 +293,8 @@ class Assistant:
                                   if p.chunk_id not in {c.chunk_id for c in context}]
             conflicts = find_conflicts(checked.sentences, searched, self.checker.quotes,
                                        self.embeddings.encode)
+            conflicts += opposed(checked.sentences, searched, self.checker.quotes,
+                                 {c.claim for c in conflicts})
         checked = with_disagreements(checked, conflicts)
         text, citations = assemble(checked)
         if unknown:

@@ -224,6 +224,32 @@ def test_a_passage_with_another_figure_for_the_same_thing_is_cited_as_a_disagree
     assert answer.to_dict()["disagreements"] == [{"said": d.said, "other": d.other}]
 
 
+def test_opposed_descriptions_of_one_subject_are_cited_as_a_disagreement(make, corpus):
+    (corpus / "gazetteer.txt").write_text(
+        "Velmora is a landlocked republic in the mountains.\n\n"
+        "Velmora exports timber and wool.\n\n"
+        "Each spring, naval exercises take place near the Velmora coastline.\n")
+    (corpus / "atlas.txt").write_text("The Ostrava coastline is long and rocky.\n")
+    assistant, _ = make("Velmora is a landlocked republic [1].", "Velmora exports timber [1].")
+    answer = assistant.ask("Is Velmora landlocked?")
+    assert not answer.abstained, (answer.reason, answer.dropped)
+    assert "coastline" in answer.text and len(answer.disagreements) == 1
+    d = answer.disagreements[0]
+    assert "landlocked" in answer.citations[d.said - 1].quote
+    other = answer.citations[d.other - 1]
+    assert other.source == "gazetteer.txt" and "Velmora coastline" in other.quote  # not Ostrava
+    answer = assistant.ask("What does Velmora export?")  # no side of a pair: nothing added
+    assert "coastline" not in answer.text and answer.disagreements == []
+
+
+def test_opposed_descriptions_of_different_subjects_are_no_disagreement(make, corpus):
+    (corpus / "towns.txt").write_text("Brindle is a landlocked market town.\n")
+    (corpus / "atlas.txt").write_text("The Ostrava coastline is long and rocky.\n")
+    assistant, _ = make("Brindle is a landlocked market town [1].")
+    answer = assistant.ask("Is Brindle landlocked?")
+    assert not answer.abstained and answer.disagreements == [], answer.text
+
+
 def test_figures_that_agree_or_are_about_other_things_are_no_disagreement(make, corpus):
     (corpus / "notes.txt").write_text(
         "The Kestrel Harbor Bridge cost 6.25 million pounds. A ferry ticket cost 2 pounds.\n")

@@ -1,11 +1,14 @@
 """Passages that say otherwise: for an answer sentence that states a figure, a sentence of another
 passage (or elsewhere in the same one) about the same subject that gives a different figure of
-the same kind ("$3.2 billion" in the article, "$9 billion" in a brief)."""
+the same kind ("$3.2 billion" in the article, "$9 billion" in a brief); and for one that rests on
+a description that excludes another ("landlocked" / "its coastline", "a nascent democracy" /
+"in power since 1992"), a sentence about the same subject with the other description
+(``opposed``)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,4 +155,69 @@ def disagreements(conflicts: list[Conflict], citations: list[Citation]) -> list[
         theirs = number.get((other.passage.chunk_id, other.start, other.end))
         if said and theirs:
             out.append(Disagreement(said, theirs))
+    return out
+
+
+# Descriptions of one subject that exclude each other: a sentence with one side and a sentence
+# with the other about the same subject (the same document, or a name in common) disagree. A
+# short, literal list on purpose: the 1.5B model cannot confirm a contradiction (asked "do A
+# and B contradict each other?" or "can both be true?" it answered yes to every pair of the
+# article, related or not), so only wording that excludes the other side by itself is listed.
+OPPOSED = [
+    (re.compile(r"\blandlocked\b", re.I),
+     re.compile(r"\b(coast(line|al)?|naval|seaports?|maritime|shorelines?)\b", re.I)),
+    (re.compile(r"\bdemocrac(y|ies)\b", re.I),
+     re.compile(r"\b(authoritarian|autocra(cy|tic)|dictator(ship)?|one-party|(held|in) "
+                r"power since)\b", re.I)),
+]
+
+
+def _names(sentence: str) -> set[str]:
+    """Stems of the capitalised words of ``sentence`` but its first ('Tajikistan', 'Tajik' ->
+    'tajik')."""
+    words = re.findall(r"[A-Za-z][\w’'-]*", sentence)
+    return {w[:5].lower() for w in words[1:] if w[0].isupper() and len(w) > 3}
+
+
+def opposed(sentences: list[tuple[str, list[Support]]], passages: list[Passage],
+            quotes: Callable[[Passage], QuoteIndex], already: Collection[int] = ()
+            ) -> list[Conflict]:
+    """For answer sentences (not in ``already``) whose quote or text carries one side of an
+    ``OPPOSED`` pair, the sentence of ``passages`` closest to the quote that carries the other
+    side and is about the same subject (same document, or a name in common)."""
+    out: list[Conflict] = []
+    indexes = [quotes(p) for p in passages]
+    for ci, (claim, supports) in enumerate(sentences):
+        if ci in already or not supports:
+            continue
+        said = supports[0]
+        text = f"{said.sentence} {claim}"
+        said_index = quotes(said.passage)
+        rows = [i for i in said_index.sentences()
+                if said_index.spans[i].sentence_start == said.span.sentence_start]
+        if not rows:
+            continue
+        vector, names = said_index.vectors[rows[0]], _names(said.sentence)
+        best: Support | None = None
+        for one, other in OPPOSED:
+            for side, opposite in ((one, other), (other, one)):
+                if not side.search(text):
+                    continue
+                for index in indexes:
+                    for i in index.sentences():
+                        span = index.spans[i]
+                        sentence = index.sentence_of(span)
+                        same = (index.passage.source == said.passage.source
+                                and index.passage.start + span.sentence_start
+                                == said.passage.start + said.span.sentence_start)
+                        if same or is_instruction(sentence) or not opposite.search(sentence):
+                            continue
+                        if (index.passage.source != said.passage.source
+                                and not names & _names(sentence)):
+                            continue  # another document about something else
+                        sim = float(index.vectors[i] @ vector)
+                        if best is None or sim > best.score:
+                            best = Support(index.passage, span, sim)
+        if best is not None:
+            out.append(Conflict(ci, said, best))
     return out
