@@ -281,3 +281,15 @@ def test_stop_is_honoured_between_stages_not_only_between_tokens(make):
     with pytest.raises(Stopped):  # the citation check does not run for an answer nobody wants
         assistant.ask("When did the bridge open?", stop=stop)
     assert len(llm.calls) == 1
+
+
+def test_the_side_an_answer_states_outranks_the_side_its_quote_mentions(make, corpus):
+    (corpus / "gazetteer.txt").write_text(
+        "Velmora, a landlocked republic, has an authoritarian government.\n\n"
+        "Each spring, naval exercises take place near the Velmora coastline.\n\n"
+        "Velmora is described as a young democracy by its neighbours.\n")
+    assistant, _ = make("Velmora has an authoritarian government [1].")
+    answer = assistant.ask("What kind of government does Velmora have?")
+    assert len(answer.disagreements) == 1, (answer.text, answer.dropped)
+    other = answer.citations[answer.disagreements[0].other - 1]
+    assert "democracy" in other.quote  # not the coastline, which opposes only "landlocked"

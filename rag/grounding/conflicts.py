@@ -184,7 +184,8 @@ def opposed(sentences: list[tuple[str, list[Support]]], passages: list[Passage],
             ) -> list[Conflict]:
     """For answer sentences (not in ``already``) whose quote or text carries one side of an
     ``OPPOSED`` pair, the sentence of ``passages`` closest to the quote that carries the other
-    side and is about the same subject (same document, or a name in common)."""
+    side and is about the same subject (same document, or a name in common); a side the answer
+    sentence states itself comes before one only its quote mentions."""
     out: list[Conflict] = []
     indexes = [quotes(p) for p in passages]
     for ci, (claim, supports) in enumerate(sentences):
@@ -199,10 +200,13 @@ def opposed(sentences: list[tuple[str, list[Support]]], passages: list[Passage],
             continue
         vector, names = said_index.vectors[rows[0]], _names(said.sentence)
         best: Support | None = None
+        best_key = (False, -2.0)
         for one, other in OPPOSED:
             for side, opposite in ((one, other), (other, one)):
                 if not side.search(text):
                     continue
+                # a side the answer itself states outranks one only its quote mentions
+                stated = bool(side.search(claim))
                 for index in indexes:
                     for i in index.sentences():
                         span = index.spans[i]
@@ -216,8 +220,8 @@ def opposed(sentences: list[tuple[str, list[Support]]], passages: list[Passage],
                                 and not names & _names(sentence)):
                             continue  # another document about something else
                         sim = float(index.vectors[i] @ vector)
-                        if best is None or sim > best.score:
-                            best = Support(index.passage, span, sim)
+                        if (stated, sim) > best_key:
+                            best, best_key = Support(index.passage, span, sim), (stated, sim)
         if best is not None:
             out.append(Conflict(ci, said, best))
     return out
