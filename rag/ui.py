@@ -33,7 +33,7 @@ from .ingestion import IngestBusy
 from .loaders import SUPPORTED
 from .models import ModelError, model_choices, model_label, with_model
 from .questions import read_follow_up
-from .settings import ARTICLE_EXAMPLES, ARTICLE_SOURCE, Settings
+from .settings import ARTICLE_EXAMPLES, ARTICLE_SOURCE, COLLECTION_NAME, Settings
 from .shared import LockedAssistant, TurnLock
 from .store import StoreError, list_collections, now_iso
 from .types import Answer, DocumentInfo, Passage
@@ -45,6 +45,7 @@ MAX_UPLOAD_BYTES = 5_000_000
 # The conversation kept in the browser (localStorage, via gr.BrowserState) across reloads:
 # the chat as shown, the sources panel's sections and the structured answers (for export).
 STORAGE_KEY = "rag-conversation"
+SETTINGS_KEY = "rag-settings"  # kept apart: clearing the conversation keeps the settings
 EMPTY_CONVERSATION: dict[str, list] = {"chat": [], "panel": [], "turns": []}
 MAX_STORED_CHARS = 1_500_000  # localStorage holds ~5 MB per origin: older turns go first
 SOURCES_PLACEHOLDER = ("<p class='source-meta'>Sources of each answer appear here, newest "
@@ -351,6 +352,35 @@ def stored_conversation(value: Any) -> dict[str, list]:
     return {"chat": chat, "panel": panel, "turns": turns}
 
 
+def without_last_turn(chat: list[dict], panel: list[str], turns: list[dict]
+                      ) -> tuple[list[dict], list[str], list[dict], str]:
+    """The conversation without its last question and answer, and that question's text."""
+    chat, panel, turns = list(chat or []), list(panel or []), list(turns or [])
+    asked = [i for i, m in enumerate(chat) if m.get("role") == "user"]
+    if not asked:
+        return chat, panel, turns, ""
+    question = _plain(chat[asked[-1]]["content"])
+    if turns:
+        last = turns.pop()
+        panel = [p for p in panel if f'id="turn-{last["turn"]}"' not in p]
+    return chat[:asked[-1]], panel, turns, question
+
+
+def stored_settings(value: Any, models: list[str]) -> dict[str, Any]:
+    """The UI settings read back from the browser; each one that is not valid is left out."""
+    value = value if isinstance(value, dict) else {}
+    out: dict[str, Any] = {}
+    if value.get("model") in models:
+        out["model"] = value["model"]
+    if isinstance(value.get("k"), (int, float)) and 2 <= value["k"] <= 8:
+        out["k"] = int(value["k"])
+    if isinstance(value.get("details"), bool):
+        out["details"] = value["details"]
+    if isinstance(value.get("collection"), str) and COLLECTION_NAME.fullmatch(value["collection"]):
+        out["collection"] = value["collection"]
+    return out
+
+
 def conversation_to_store(chat: list[dict], panel: list[str], turns: list[dict]
                           ) -> dict[str, list]:
     """What is kept in the browser: all of it, or, past ``MAX_STORED_CHARS``, the newest
@@ -624,6 +654,8 @@ def build_app(service: ChatService) -> gr.Blocks:
                                                     interactive=False, size="sm")
                     copy = gr.Button("Copy conversation", elem_id="copy-conversation",
                                      size="sm")
+                    retry = gr.Button("Ask the last question again", elem_id="retry",
+                                      size="sm")
                     clear = gr.Button("Clear conversation", elem_id="clear", size="sm")
             with gr.Column(scale=2):
                 sources = gr.HTML(SOURCES_PLACEHOLDER, elem_id="sources")
@@ -649,10 +681,11 @@ def build_app(service: ChatService) -> gr.Blocks:
             removed = gr.Markdown("", elem_id="documents-status")
         with gr.Accordion("Settings", open=False):
             choices = model_choices(service.settings)
-            size = gr.Dropdown(choices, value=choices[0],
+            size = gr.Dropdown(choices, value=choices[0], elem_id="model",
                                label="Model (0.5b is faster, 1.5b is more accurate)")
-            k = gr.Slider(2, 8, value=service.settings.k, step=1, label="Passages per answer")
-            details = gr.Checkbox(False, label="Show retrieval details")
+            k = gr.Slider(2, 8, value=service.settings.k, step=1, label="Passages per answer",
+                          elem_id="passages")
+            details = gr.Checkbox(False, label="Show retrieval details", elem_id="details")
 
         busy = ("Answering… A question you type now stays in the box; press Enter to have it "
                 "answered next, or Stop.")
@@ -705,6 +738,34 @@ def build_app(service: ChatService) -> gr.Blocks:
 
         demo.load(restore, saved, [chat, sources, panel, turns, export_md, export_json],
                   api_name=False, show_progress="hidden")
+
+        def again(chat, panel, turns):  # noqa: ANN001, ANN202
+            """The last question back in the box, its answer gone (then asked again)."""
+            chat, panel, turns, question = without_last_turn(chat, panel, turns)
+            return chat, "".join(panel) or SOURCES_PLACEHOLDER, panel, turns, question
+
+        retry.click(again, [chat, panel, turns], [chat, sources, panel, turns, box],
+                    api_name=False, show_progress="hidden").then(
+            ask, inputs, outputs, api_name=False).then(
+            keep, [chat, panel, turns], [saved, export_md, export_json], api_name=False,
+            show_progress="hidden")
+
+        # the settings (model, passages, details, collection) survive a reload too
+        kept_settings = gr.BrowserState({}, storage_key=SETTINGS_KEY,
+                                        secret=browser_secret(service.settings))
+        knobs = [size, k, details, collection]
+
+        def restore_settings(stored):  # noqa: ANN001, ANN202
+            got = stored_settings(stored, choices)
+            return tuple(gr.skip() if got.get(name) is None else got[name]
+                         for name in ("model", "k", "details", "collection"))
+
+        demo.load(restore_settings, kept_settings, knobs, api_name=False,
+                  show_progress="hidden")
+        gr.on([c.change for c in knobs],
+              lambda size, k, details, collection: {"model": size, "k": k, "details": details,
+                                                    "collection": collection},
+              knobs, kept_settings, api_name=False, show_progress="hidden", queue=False)
 
         def forget():  # noqa: ANN202
             return ([], SOURCES_PLACEHOLDER, [], [], dict(EMPTY_CONVERSATION), "",

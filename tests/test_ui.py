@@ -148,6 +148,25 @@ def test_a_chain_of_follow_ups_keeps_the_question_it_started_from(settings):
         "Does it have a coastline?"
 
 
+def test_retry_takes_off_the_last_turn_and_settings_are_checked_when_read_back():
+    chat = [{"role": "user", "content": "When did &lt;it&gt; open?"},
+            {"role": "assistant", "content": "In 1932 [1]."},
+            {"role": "user", "content": "Who built it?"},
+            {"role": "assistant", "content": "Margit Oduya [1]."}]
+    panel = ['<section id="turn-2">b</section>', '<section id="turn-1">a</section>']
+    turns = [{"turn": 1}, {"turn": 2}]
+    chat2, panel2, turns2, question = ui.without_last_turn(chat, panel, turns)
+    assert question == "Who built it?" and chat2 == chat[:2] and turns2 == [{"turn": 1}]
+    assert panel2 == ['<section id="turn-1">a</section>']
+    assert ui.without_last_turn(chat[:2], panel[1:], turns[:1])[3] == "When did <it> open?"
+    got = ui.stored_settings({"model": "0.5b", "k": 6, "details": True,
+                              "collection": "notes"}, ["1.5b", "0.5b"])
+    assert got == {"model": "0.5b", "k": 6, "details": True, "collection": "notes"}
+    assert ui.stored_settings({"model": "7b", "k": 99, "details": "yes",
+                               "collection": "../x"}, ["1.5b"]) == {}
+    assert ui.stored_settings("garbage", ["1.5b"]) == {}
+
+
 def md_text(markdown: str) -> str:
     """Markdown export text with its backslash escapes undone."""
     return re.sub(r"\\(.)", r"\1", markdown)
@@ -588,6 +607,38 @@ def test_a_reload_restores_the_conversation_and_its_footnotes(page):
     mark.wait_for(state="visible", timeout=10_000)
     assert mark.inner_text() == quote and page.evaluate("location.hash") == href
     page.screenshot(path=str(SHOTS / "11-reloaded.png"))
+
+
+@pytest.mark.ui
+def test_settings_survive_a_reload_and_retry_asks_the_last_question_again(page):
+    passages = page.locator("#passages input[type=number]")
+    if not passages.is_visible():
+        page.get_by_text("Settings", exact=True).click()
+    passages.fill("6")
+    passages.press("Enter")
+    page.locator("#details input[type=checkbox]").check()
+    page.wait_for_timeout(1000)  # the change is kept in the browser
+    page.reload()
+    page.wait_for_selector("#question textarea", timeout=60_000)
+    if not passages.is_visible():
+        page.get_by_text("Settings", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#passages input[type=number]')"
+                           ".value === '6'", timeout=10_000)
+    assert page.locator("#details input[type=checkbox]").is_checked()
+
+    users, bots = questions(page), bot_messages(page)
+    sections = page.locator("#sources section.turn").count()
+    page.locator("#retry").click()
+    page.wait_for_function("() => /Searching the documents|checking citations/.test("
+                           "document.querySelector('#chat').innerText)", timeout=30_000)
+    wait_for_answers(page, len(bots))
+    assert questions(page) == users  # the same questions: the last one answered anew
+    assert bot_messages(page)[:-1] == bots[:-1]
+    assert page.locator("#sources section.turn").count() == sections  # replaced, not added
+    passages.fill("4")  # as the other tests expect
+    passages.press("Enter")
+    page.locator("#details input[type=checkbox]").uncheck()
+    page.wait_for_timeout(1000)
 
 
 @pytest.mark.ui
