@@ -16,7 +16,7 @@ import numpy as np
 from ..text import content_words, is_instruction
 from ..types import Citation, Disagreement, Passage
 from .checker import Checked, Support
-from .quotes import QuoteIndex
+from .quotes import QuoteIndex, QuoteSpan
 
 _SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k": 1e3,
           "m": 1e6, "bn": 1e9}
@@ -79,6 +79,22 @@ def _subject(text: str) -> set[str]:
             and w not in _FIGURE_WORDS}
 
 
+def _sentence_vector(said: Support, quotes: Callable[[Passage], QuoteIndex]
+                     ) -> np.ndarray | None:
+    """The vector of the whole sentence ``said`` quotes (None if its index has no such row)."""
+    index = quotes(said.passage)
+    rows = [i for i in index.sentences()
+            if index.spans[i].sentence_start == said.span.sentence_start]
+    return index.vectors[rows[0]] if rows else None
+
+
+def _same_sentence(index: QuoteIndex, span: QuoteSpan, said: Support) -> bool:
+    """Whether ``span`` of ``index`` lies in the source sentence ``said`` quotes."""
+    return (index.passage.source == said.passage.source
+            and index.passage.start + span.sentence_start
+            == said.passage.start + said.span.sentence_start)
+
+
 def find_conflicts(sentences: list[tuple[str, list[Support]]], passages: list[Passage],
                    quotes: Callable[[Passage], QuoteIndex],
                    encode: Callable[[list[str]], np.ndarray], min_similarity: float = 0.5,
@@ -97,20 +113,15 @@ def find_conflicts(sentences: list[tuple[str, list[Support]]], passages: list[Pa
         claim, supports = sentences[ci]
         stated = figures(claim)
         said = supports[0]
-        said_index = quotes(said.passage)
-        rows = [i for i in said_index.sentences()
-                if said_index.spans[i].sentence_start == said.span.sentence_start]
-        if not rows:
+        vector = _sentence_vector(said, quotes)
+        if vector is None:
             continue
-        vector = said_index.vectors[rows[0]]
         subject = _subject(said.sentence) | _subject(claim)
         best: Support | None = None
         for index in indexes:
             for i in index.sentences():
                 span = index.spans[i]
-                same = (index.passage.source == said.passage.source
-                        and index.passage.start + span.sentence_start == said.passage.start
-                        + said.span.sentence_start)
+                same = _same_sentence(index, span, said)
                 sentence = index.sentence_of(span)
                 if same or is_instruction(sentence):
                     continue
@@ -193,12 +204,10 @@ def opposed(sentences: list[tuple[str, list[Support]]], passages: list[Passage],
             continue
         said = supports[0]
         text = f"{said.sentence} {claim}"
-        said_index = quotes(said.passage)
-        rows = [i for i in said_index.sentences()
-                if said_index.spans[i].sentence_start == said.span.sentence_start]
-        if not rows:
+        vector = _sentence_vector(said, quotes)
+        if vector is None:
             continue
-        vector, names = said_index.vectors[rows[0]], _names(said.sentence)
+        names = _names(said.sentence)
         best: Support | None = None
         best_key = (False, -2.0)
         for one, other in OPPOSED:
@@ -211,9 +220,7 @@ def opposed(sentences: list[tuple[str, list[Support]]], passages: list[Passage],
                     for i in index.sentences():
                         span = index.spans[i]
                         sentence = index.sentence_of(span)
-                        same = (index.passage.source == said.passage.source
-                                and index.passage.start + span.sentence_start
-                                == said.passage.start + said.span.sentence_start)
+                        same = _same_sentence(index, span, said)
                         if same or is_instruction(sentence) or not opposite.search(sentence):
                             continue
                         if (index.passage.source != said.passage.source
