@@ -622,8 +622,9 @@ def test_settings_survive_a_reload_and_retry_asks_the_last_question_again(page):
     page.wait_for_selector("#question textarea", timeout=60_000)
     if not passages.is_visible():
         page.get_by_text("Settings", exact=True).click()
+    # the accordion renders its content a moment after the click: null until then
     page.wait_for_function("() => document.querySelector('#passages input[type=number]')"
-                           ".value === '6'", timeout=10_000)
+                           "?.value === '6'", timeout=10_000)
     assert page.locator("#details input[type=checkbox]").is_checked()
 
     users, bots = questions(page), bot_messages(page)
@@ -690,7 +691,7 @@ def test_copy_conversation_copies_the_text_not_the_html(page, app_url):
 @pytest.mark.ui
 def test_the_documents_panel_lists_files_and_removes_an_upload(page, article_settings):
     page.get_by_text("Documents", exact=True).click()
-    page.wait_for_function("() => document.querySelector('#documents').innerText"
+    page.wait_for_function("() => document.querySelector('#documents')?.innerText"
                            ".includes('festival-notes.txt')", timeout=30_000)
     rows = page.locator("#documents tbody tr").all_inner_texts()
     article = next(r for r in rows if "us-policy-in-tajikistan.txt" in r).split("\t")
@@ -705,7 +706,7 @@ def test_the_documents_panel_lists_files_and_removes_an_upload(page, article_set
     assert "festival-notes.txt" in page.locator("#remove-question").inner_text()
     page.screenshot(path=str(SHOTS / "13-remove-confirm.png"))
     page.locator("#remove-yes").click()
-    page.wait_for_function("() => document.querySelector('#documents-status').innerText"
+    page.wait_for_function("() => document.querySelector('#documents-status')?.innerText"
                            ".includes('Removed festival-notes.txt')", timeout=30_000)
     page.wait_for_function("() => !document.querySelector('#documents').innerText"
                            ".includes('festival-notes.txt')", timeout=30_000)
@@ -774,7 +775,9 @@ def test_a_poisoned_document_makes_the_browser_request_nothing(page, tmp_path):
         page.locator("#index-button").click()
         page.wait_for_function("() => document.querySelector('#upload-status textarea')"
                                ".value.includes('Indexed')", timeout=120_000)
-        shown = page.evaluate("() => { clearInterval(window.__upTimer); return __up; }")
+        # (the last value too: the 20 ms sampler may not have seen it yet)
+        shown = page.evaluate("() => { clearInterval(window.__upTimer); return [...__up,"
+                              " document.querySelector('#upload-status textarea').value]; }")
         assert "Indexing…" in shown, sorted(set(shown))  # not the previous upload's message
         assert "1 added" in shown[-1]
         before = len(bot_messages(page))
@@ -826,7 +829,7 @@ def test_a_new_collection_has_its_own_documents_uploads_and_answers(page, tmp_pa
     assert not (article_settings.uploads_dir / doc.name).exists()
     if not page.locator("#documents").is_visible():
         page.get_by_text("Documents", exact=True).click()
-    page.wait_for_function("() => document.querySelector('#documents').innerText"
+    page.wait_for_function("() => document.querySelector('#documents')?.innerText"
                            ".includes('ferry-log.txt')", timeout=30_000)
     assert "us-policy-in-tajikistan.txt" not in listed()
 
@@ -838,6 +841,6 @@ def test_a_new_collection_has_its_own_documents_uploads_and_answers(page, tmp_pa
     page.screenshot(path=str(SHOTS / "17-collection.png"))
 
     pick("corpus")  # back: the article's documents, not the log
-    page.wait_for_function("() => document.querySelector('#documents').innerText"
+    page.wait_for_function("() => document.querySelector('#documents')?.innerText"
                            ".includes('us-policy-in-tajikistan.txt')", timeout=30_000)
     assert "ferry-log.txt" not in listed()
