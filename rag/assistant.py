@@ -33,6 +33,7 @@ from .generation import (
 from .grounding import Checked, Checker, QuoteIndexer, Support, SupportPolicy, assemble
 from .grounding.conflicts import disagreements, find_conflicts, opposed, with_disagreements
 from .grounding.entailment import Entailment
+from .grounding.extractive import AnswersQuestion, extract
 from .grounding.premise import PremiseCheck, Verdict, presuppositions
 from .ingestion import IngestReport, ingest
 from .lexical import LexicalIndex
@@ -53,9 +54,13 @@ from .text import count_tokens, normalize
 from .timing import Stopwatch
 from .types import Answer, Chunk, Citation, DocumentInfo, Passage
 
-__all__ = ["ABSTAIN", "FALLBACK_LABEL", "Assistant", "QuestionError", "clean_question", "focus"]
+__all__ = ["ABSTAIN", "EXTRACTIVE_LABEL", "FALLBACK_LABEL", "Assistant", "QuestionError",
+           "clean_question", "focus"]
 
 ABSTAIN = "The documents don't say."
+# before an extractive answer: the model's own answer did not hold up against the documents,
+# and the sentences shown (verbatim) are those the verifier found to answer the question
+EXTRACTIVE_LABEL = "In the documents' own words:"
 FALLBACK_LABEL = ("The language model is unavailable, so this is not an answer: the most relevant "
                   "passages, quoted verbatim")
 
@@ -109,6 +114,8 @@ class Assistant:
                                entails=Entailment(verifier) if verifier else None)
         self.premise_check = (PremiseCheck(verifier, self.embeddings, self.checker.quotes)
                               if verifier else None)
+        self.answers = (AnswersQuestion(verifier) if verifier and self.settings.extractive
+                        else None)
 
     # -- components, opened lazily ---------------------------------------------------------
     @property
@@ -279,15 +286,22 @@ class Assistant:
                 checked, reason = self.checker.check(output, context, question=q,
                                                      topic=topic), ""
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
+        extractive = False
         if not checked.sentences:
             # (a sentence whose quote does not say it, often a false premise the model
             # affirmed, is dropped like any other: the premise check corrects before this)
             if not reason and checked.contradicted:
                 reason = "checker: the answer contradicts its quote"
-            answer = self._abstain(retrieved, reason or "checker: no sentence was supported",
-                                   unknown, clock)
-            answer.dropped, answer.raw = dropped, output
-            return answer
+            reason = reason or "checker: no sentence was supported"
+            with clock.stage("extract"):
+                checkpoint()
+                found = self._extract(q, context, unknown)
+            if not found:
+                answer = self._abstain(retrieved, reason, unknown, clock)
+                answer.dropped, answer.raw = dropped, output
+                return answer
+            checked = Checked(sentences=[(quoted(s.sentence), [s]) for s in found])
+            extractive = True
         with clock.stage("conflicts"):
             searched = context + [p for p in retrieved
                                   if p.chunk_id not in {c.chunk_id for c in context}]
@@ -297,11 +311,14 @@ class Assistant:
                                  {c.claim for c in conflicts})
         checked = with_disagreements(checked, conflicts)
         text, citations = assemble(checked)
+        if extractive:
+            text = f"{EXTRACTIVE_LABEL} {text}"
         if unknown:
             text = f"{premise_note(unknown)} {text}"
         return Answer(text, False, citations, _shown(retrieved, context, citations),
                       dropped=dropped, raw=output, timings=clock.result(),
-                      disagreements=disagreements(conflicts, citations))
+                      disagreements=disagreements(conflicts, citations),
+                      reason=f"extractive ({reason})" if extractive else "")
 
     def stream(self, question: str, stop: threading.Event | None = None,
                history: list[str] | None = None) -> Iterator[str | Answer]:
@@ -401,6 +418,16 @@ class Assistant:
             return passages
         lead = Passage(first.id, first.source, first.start, first.end, first.text, rank=0)
         return [lead, *passages[: self.settings.k - 1]]
+
+    def _extract(self, question: str, context: list[Passage], unknown: list[str]
+                 ) -> list[Support]:
+        """The sentences of the context that answer the question, when the model's own answer
+        did not hold: none when the question names something the corpus does not (a false
+        premise signal) or without a verifier model."""
+        if self.answers is None or unknown:
+            return []
+        return extract(question, self.embeddings.encode_query(question), context,
+                       self.checker.quotes, self.answers)
 
     def _fallback(self, question: str, passages: list[Passage], error: Exception,
                   clock: Stopwatch) -> Answer:

@@ -12,7 +12,8 @@ from .text import STOPWORDS, normalize, words
 _NAME_OR_FIGURE = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9](?:\s+[A-Z][\w-]*[A-Za-z0-9])*|"
                              r"\$?\d{3,}(?:\.\d+)?|\$?\d+\.\d+")
 _SENTENCE_START = re.compile(r"(^|[.!?:;]\s+)\W*$")
-_OVERVIEW = re.compile(r"\b(summar\w*|overview|gist|main (point|argument|idea|message|thesis)|"
+_OVERVIEW = re.compile(r"\b(summar\w*|overview|gist|"
+                       r"(main|key) (points?|arguments?|ideas?|messages?|thesis|takeaways?)|"
                        r"what is (the|this) (article|document|text|piece) about|tl;?dr)\b", re.I)
 
 

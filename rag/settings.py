@@ -96,6 +96,10 @@ class Settings:
     # (grounding/premise.py). Only with the backend the settings name (an injected LLM gets no
     # second job).
     entailment: bool = True
+    # when the model's answer does not hold (or it says the documents are silent), answer with
+    # the context's sentences that the same verifier says answer the question, verbatim and
+    # labelled (grounding/extractive.py); needs ``entailment``'s verifier
+    extractive: bool = True
 
     # generation
     backend: str = "llama"  # "llama" (embedded GGUF) or "openai" (any OpenAI-compatible server)

@@ -293,3 +293,66 @@ def test_the_side_an_answer_states_outranks_the_side_its_quote_mentions(make, co
     assert len(answer.disagreements) == 1, (answer.text, answer.dropped)
     other = answer.citations[answer.disagreements[0].other - 1]
     assert "democracy" in other.quote  # not the coastline, which opposes only "landlocked"
+
+
+class Verifier:
+    """A scripted yes/no verifier: yes when the text it is shown contains ``yes_when``."""
+
+    name = "verifier"
+
+    def __init__(self, yes_when: str) -> None:
+        self.yes_when = yes_when
+        self.asked: list[str] = []
+
+    def warm_up(self) -> None:
+        pass
+
+    def stream(self, messages, max_tokens):
+        shown = messages[-1]["content"].split("Question:")[0]
+        self.asked.append(shown)
+        yield "yes" if self.yes_when in shown else "no"
+
+
+def test_when_the_model_refuses_the_sentence_that_answers_is_quoted_verbatim(make, corpus):
+    from rag import EXTRACTIVE_LABEL
+    from rag.grounding.extractive import AnswersQuestion
+
+    assistant, _ = make(NOT_FOUND)
+    assistant.answers = AnswersQuestion(Verifier("40 boats"))
+    answer = assistant.ask("How many boats did the ferry company run at its peak?")
+    assert not answer.abstained and answer.text.startswith(EXTRACTIVE_LABEL), answer.reason
+    assert answer.reason.startswith("extractive (model: not in the documents")
+    [c] = answer.citations
+    assert c.quote == ("At its peak in 1927 it ran 40 boats and carried 47,000 passengers a "
+                       "day.")
+    assert (corpus / c.source).read_text()[c.start:c.end] == c.quote
+
+
+def test_no_extractive_answer_without_the_verifiers_yes_or_for_an_unknown_name(make):
+    from rag.grounding.extractive import AnswersQuestion
+
+    assistant, _ = make(NOT_FOUND, NOT_FOUND)
+    verifier = Verifier("no sentence holds this")
+    assistant.answers = AnswersQuestion(verifier)
+    assert assistant.ask("How many boats did the ferry company run at its peak?").abstained
+    assert verifier.asked  # it was asked, and said no
+    verifier = Verifier("boats")
+    assistant.answers = AnswersQuestion(verifier)
+    answer = assistant.ask("How many boats did the Airbus ferry run at its peak?")
+    assert answer.abstained and "Airbus" in answer.text
+    assert not verifier.asked  # a name the corpus lacks: a false premise, not a quote to show
+
+
+def test_an_extractive_answer_needs_a_sentence_close_to_the_question(make):
+    from rag.grounding.extractive import extract
+
+    assistant, _ = make()
+    question = "How many boats did the ferry company run at its peak?"
+    qvec = assistant.embeddings.encode_query(question)
+    context = assistant.whole_corpus()
+    found = extract(question, qvec, context, assistant.checker.quotes, lambda q, t: True)
+    assert found and "40 boats" in found[0].quote
+    assert extract(question, qvec, context, assistant.checker.quotes, lambda q, t: True,
+                   min_similarity=0.99) == []
+
+

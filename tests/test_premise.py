@@ -164,3 +164,17 @@ def test_a_question_of_two_parts_asks_for_both(settings, embeddings):
     assistant.ask("When did the bridge open?")
     assert "parts" not in llm.calls[1][-1]["content"]
     assert llm.budgets == [settings.max_tokens] * 2  # no longer answers: each token ~70 ms
+
+
+@pytest.mark.parametrize(("question", "overview"), [
+    ("What are the main points of the article?", True),  # a plural was missed before
+    ("What is the main argument of the piece?", True),
+    ("Give me the key takeaways.", True),
+    ("Summarize the security side of the relationship.", True),
+    ("Who is the key player in the deal?", False),
+    ("What is the main river of the country?", False),
+])
+def test_overview_questions(question, overview):
+    from rag.questions import is_overview
+
+    assert is_overview(question) is overview

@@ -1,0 +1,73 @@
+"""The extractive answer: when the model's answer does not survive the checker (or the model says
+the documents are silent) but a sentence of the context plainly answers the question, that
+sentence is the answer, verbatim and labelled as such.
+
+Two conditions, both needed (measured on the eval's dev split, README "This round"): the
+sentence is among the ``top`` closest to the question and at least ``min_similarity`` close
+(unanswerable questions about the corpus's topic reach ~0.5 with unrelated sentences), and the
+language model, asked a strict yes/no question, says the sentence states the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..generation import LLM, BackendError
+from ..text import fenced, is_instruction
+from ..types import Passage
+from .checker import Support
+from .quotes import QuoteIndexer
+
+INSTRUCTION = ("You decide whether a text answers a question. Reply with one word: yes if the "
+               "text states the answer to the question, otherwise no.")
+
+
+class AnswersQuestion:
+    """Asks the language model whether a text states the answer to a question."""
+
+    def __init__(self, llm: LLM) -> None:
+        self.llm = llm
+
+    def __call__(self, question: str, text: str) -> bool:
+        """True only when the model says yes (no model, no extractive answer)."""
+        messages = [{"role": "system", "content": INSTRUCTION},
+                    {"role": "user", "content": f"Text: {fenced(text)}\nQuestion: "
+                                                f"{fenced(question)}\n"
+                                                "Does the text answer the question?"}]
+        try:
+            reply = "".join(self.llm.stream(messages, max_tokens=2))
+        except BackendError:
+            return False
+        return reply.strip().lower().startswith("yes")
+
+
+def extract(question: str, question_vector: np.ndarray, passages: list[Passage],
+            quotes: QuoteIndexer, answers: Callable[[str, str], bool], top: int = 3,
+            keep: int = 2, min_similarity: float = 0.57) -> list[Support]:
+    """Up to ``keep`` whole sentences of ``passages`` that answer ``question``: of the ``top``
+    closest to it, those at least ``min_similarity`` close that ``answers`` accepts, closest
+    first."""
+    candidates: list[Support] = []
+    for passage in passages:
+        index = quotes(passage)
+        rows = index.sentences()
+        if not rows:
+            continue
+        sims = index.vectors[rows] @ question_vector
+        for row, sim in zip(rows, sims, strict=True):
+            span = index.spans[row]
+            if not is_instruction(index.sentence_of(span)):
+                candidates.append(Support(passage, span, float(sim)))
+    candidates.sort(key=lambda s: -s.score)
+    out: list[Support] = []
+    for support in candidates[:top]:
+        if support.score < min_similarity:
+            break
+        if answers(question, support.sentence):
+            out.append(support)
+            if len(out) == keep:
+                break
+    return out
+
