@@ -40,7 +40,9 @@ from .lexical import LexicalIndex
 from .models import ModelError
 from .questions import (
     QuestionError,
+    asks_for,
     clean_question,
+    gives,
     is_overview,
     premise_note,
     question_parts,
@@ -285,6 +287,14 @@ class Assistant:
                 topic = lexical.common_terms(q, self.checker.policy.topic_share)
                 checked, reason = self.checker.check(output, context, question=q,
                                                      topic=topic), ""
+        kind = asks_for(q) if len(parts) == 1 else ""
+        if kind and checked.sentences and not gives(kind, " ".join(t for t, _ in
+                                                                  checked.sentences)):
+            # "Emomali Rahmon [1]." for "When did the president come to power?": supported,
+            # and no answer to what was asked
+            why = f"gives no {kind}, which the question asks for"
+            checked = Checked(dropped=checked.dropped + [(t, why) for t, _ in checked.sentences])
+            reason = f"checker: the answer {why}"
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
         extractive = False
         if not checked.sentences:
@@ -295,7 +305,7 @@ class Assistant:
             reason = reason or "checker: no sentence was supported"
             with clock.stage("extract"):
                 checkpoint()
-                found = self._extract(q, context, unknown)
+                found = self._extract(q, context, unknown, kind)
             if not found:
                 answer = self._abstain(retrieved, reason, unknown, clock)
                 answer.dropped, answer.raw = dropped, output
@@ -419,15 +429,17 @@ class Assistant:
         lead = Passage(first.id, first.source, first.start, first.end, first.text, rank=0)
         return [lead, *passages[: self.settings.k - 1]]
 
-    def _extract(self, question: str, context: list[Passage], unknown: list[str]
-                 ) -> list[Support]:
+    def _extract(self, question: str, context: list[Passage], unknown: list[str],
+                 kind: str = "") -> list[Support]:
         """The sentences of the context that answer the question, when the model's own answer
         did not hold: none when the question names something the corpus does not (a false
-        premise signal) or without a verifier model."""
+        premise signal) or without a verifier model; each gives the ``kind`` of thing the
+        question asks for (``questions.asks_for``), if any."""
         if self.answers is None or unknown:
             return []
-        return extract(question, self.embeddings.encode_query(question), context,
-                       self.checker.quotes, self.answers)
+        found = extract(question, self.embeddings.encode_query(question), context,
+                        self.checker.quotes, self.answers)
+        return [s for s in found if gives(kind, s.sentence)]
 
     def _fallback(self, question: str, passages: list[Passage], error: Exception,
                   clock: Stopwatch) -> Answer:

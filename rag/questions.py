@@ -48,6 +48,44 @@ def is_overview(question: str) -> bool:
     return bool(_OVERVIEW.search(question))
 
 
+# What a question asks for, when its form says so: a time ("When…?", "In what year…?"), a count
+# ("How many…?") or an amount ("How much…?"). An answer that gives none answers something else
+# ("Emomali Rahmon" for "When did the president come to power?").
+_ASKS = (("time", re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:when|since when|(?:in|by|from|until)?"
+                            r"\s*what (?:year|month|date|decade|century))\b", re.I)),
+         ("count", re.compile(r"^\W*(?:(?:and|so|but)\s+)?how many\b", re.I)),
+         ("amount", re.compile(r"^\W*(?:(?:and|so|but)\s+)?how much\b", re.I)))
+_NUMBER_WORDS = (r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|"
+                 r"thirty|forty|fifty|hundred|thousand|dozen|several|a few|a couple")
+_MONTHS = (r"January|February|March|April|May|June|July|August|September|October|November|"
+           r"December")
+_TIME = re.compile(rf"\b(?:1[5-9]\d\d|20\d\d|\d+(?:st|nd|rd|th)?\s+(?:centur|decade)\w*"
+                   rf"|(?:{_MONTHS})"
+                   rf"|(?:\d+|{_NUMBER_WORDS})\s+(?:days?|weeks?|months?|years?|decades?)"
+                   r"|yesterday|today|last (?:year|month|week))\b", re.I)
+_MONEY = re.compile(r"[$€£¥]\s*\d[\d,.]*(?:\s*(?:thousand|million|billion|trillion))?|"
+                    r"\d[\d,.]*\s*(?:thousand|million|billion|trillion)?\s*(?:dollars|euros|"
+                    r"pounds|USD|EUR)\b|\d[\d,.]*\s*(?:%|percent\b)", re.I)
+_COUNT = re.compile(rf"\b(?:\d[\d,.]*|{_NUMBER_WORDS})\b", re.I)
+
+
+def asks_for(question: str) -> str:
+    """'time', 'count' or 'amount' when the question's form asks for one, else ''."""
+    return next((kind for kind, pattern in _ASKS if pattern.search(question)), "")
+
+
+def gives(kind: str, text: str) -> bool:
+    """Whether ``text`` holds what a question asking for ``kind`` wants: a date or a span of
+    time; a count (a money amount or a percentage is no count); any figure."""
+    if kind == "time":
+        return bool(_TIME.search(text))
+    if kind == "count":
+        return bool(_COUNT.search(_MONEY.sub(" ", text)))
+    if kind == "amount":
+        return bool(re.search(r"\d", text) or _COUNT.search(text))
+    return True
+
+
 _PART_BREAK = re.compile(r"(?:[,;]?\s+and\s+|;\s*|\?\s+(?:and\s+)?)(?=(?:what|which|who|whom|"
                          r"whose|where|when|how|why|is|are|does|do|did)\b)", re.I)
 

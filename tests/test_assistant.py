@@ -356,3 +356,20 @@ def test_an_extractive_answer_needs_a_sentence_close_to_the_question(make):
                    min_similarity=0.99) == []
 
 
+
+
+def test_an_answer_without_the_kind_of_thing_asked_for_is_not_kept(make):
+    from rag import EXTRACTIVE_LABEL
+    from rag.grounding.extractive import AnswersQuestion
+
+    # supported by its quote, and no answer to "when"
+    assistant, _ = make("Its chief engineer was Margit Oduya [1].",
+                        "Its chief engineer was Margit Oduya [1].")
+    answer = assistant.ask("When did the Kestrel Harbor Bridge open?")
+    assert answer.abstained and answer.reason == (
+        "checker: the answer gives no time, which the question asks for")
+    assert any("Margit Oduya" in d for d in answer.dropped)
+    # with a verifier: the sentence that gives the time, verbatim
+    assistant.answers = AnswersQuestion(Verifier("opened"))
+    answer = assistant.ask("When did the Kestrel Harbor Bridge open?")
+    assert answer.text.startswith(EXTRACTIVE_LABEL) and "1932" in answer.citations[0].quote

@@ -178,3 +178,23 @@ def test_overview_questions(question, overview):
     from rag.questions import is_overview
 
     assert is_overview(question) is overview
+
+
+@pytest.mark.parametrize(("question", "answer", "kind", "gives_it"), [
+    ("When did the president come to power?", "Emomali Rahmon.", "time", False),
+    ("When did the president come to power?", "He has held power since 1992.", "time", True),
+    ("In what year did the bridge open?", "Over the past six months.", "time", True),
+    ("How many aircraft is it buying?", "It is buying $3.2 billion worth of aircraft.", "count",
+     False),  # a money amount is no count
+    ("How many aircraft is it buying?", "3.2 billion dollars' worth.", "count", False),
+    ("How many boats did the ferry run?", "It ran forty boats.", "count", True),
+    ("How much is the deal worth?", "$3.2 billion.", "amount", True),
+    ("How much is the deal worth?", "A great deal.", "amount", False),
+    ("Who designed the bridge?", "Margit Oduya.", "", True),
+])
+def test_what_a_question_asks_for_and_whether_an_answer_gives_it(question, answer, kind,
+                                                                   gives_it):
+    from rag.questions import asks_for, gives
+
+    assert asks_for(question) == kind
+    assert gives(kind, answer) is gives_it
