@@ -17,6 +17,17 @@ INSTRUCTION = ("You compare a claim with a quotation. Reply with one word: yes i
                "otherwise no.")
 
 
+def reply(llm: LLM, instruction: str, user: str) -> str | None:
+    """The model's one-word reply (stripped, lower case) to ``instruction`` then ``user``, or
+    None when the model cannot be asked. Every yes/no question to the verifier goes through
+    here: the entailment check, the premise check, the extractive answer."""
+    messages = [{"role": "system", "content": instruction}, {"role": "user", "content": user}]
+    try:
+        return "".join(llm.stream(messages, max_tokens=2)).strip().lower()
+    except BackendError:
+        return None
+
+
 class Entailment:
     def __init__(self, llm: LLM) -> None:
         self.llm = llm
@@ -24,12 +35,7 @@ class Entailment:
     def __call__(self, claim: str, quotation: str) -> bool:
         """True when the model says the quotation states the claim (or cannot be asked: the
         check then rests on the other rules, as without this step)."""
-        messages = [{"role": "system", "content": INSTRUCTION},
-                    {"role": "user", "content": f"Quotation: {fenced(quotation)}\nClaim: "
-                                                f"{fenced(claim)}\n"
-                                                "Does the quotation say what the claim says?"}]
-        try:
-            reply = "".join(self.llm.stream(messages, max_tokens=2))
-        except BackendError:
-            return True
-        return not reply.strip().lower().startswith("no")
+        said = reply(self.llm, INSTRUCTION, f"Quotation: {fenced(quotation)}\nClaim: "
+                                            f"{fenced(claim)}\n"
+                                            "Does the quotation say what the claim says?")
+        return said is None or not said.startswith("no")

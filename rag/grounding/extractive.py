@@ -14,10 +14,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..generation import LLM, BackendError
+from ..generation import LLM
 from ..text import fenced, is_instruction
 from ..types import Passage
 from .checker import Support
+from .entailment import reply
 from .quotes import QuoteIndexer
 
 INSTRUCTION = ("You decide whether a text answers a question. Reply with one word: yes if the "
@@ -32,15 +33,10 @@ class AnswersQuestion:
 
     def __call__(self, question: str, text: str) -> bool:
         """True only when the model says yes (no model, no extractive answer)."""
-        messages = [{"role": "system", "content": INSTRUCTION},
-                    {"role": "user", "content": f"Text: {fenced(text)}\nQuestion: "
-                                                f"{fenced(question)}\n"
-                                                "Does the text answer the question?"}]
-        try:
-            reply = "".join(self.llm.stream(messages, max_tokens=2))
-        except BackendError:
-            return False
-        return reply.strip().lower().startswith("yes")
+        said = reply(self.llm, INSTRUCTION, f"Text: {fenced(text)}\nQuestion: "
+                                            f"{fenced(question)}\n"
+                                            "Does the text answer the question?")
+        return said is not None and said.startswith("yes")
 
 
 def extract(question: str, question_vector: np.ndarray, passages: list[Passage],

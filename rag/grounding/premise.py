@@ -25,10 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..embeddings import Embedder
-from ..generation import LLM, BackendError
+from ..generation import LLM
 from ..text import content_words, fenced, known_word, normalize
 from ..types import Passage
 from .claims import terms
+from .entailment import reply
 from .quotes import QuoteIndexer, QuoteSpan
 
 _AUX = (r"is|are|was|were|has|have|had|does|do|did|will|would|can|could|should|must|might|"
@@ -154,16 +155,12 @@ class PremiseCheck:
         if any(normalize(t) in normalize(premise.question) for t in unknown):
             return Verdict(premise, evidence, False)  # it names what the corpus never does
         quoted = " ".join(f"“{fenced(p.text[s.start:s.end])}”" for p, s in evidence)
-        messages = [{"role": "system", "content": INSTRUCTION},
-                    {"role": "user", "content": f"Quotations: {quoted}\nQuestion: "
-                                                f"{fenced(premise.question)}\nDo the quotations "
-                                                "say "
-                                                "yes?"}]
-        try:
-            reply = "".join(self.llm.stream(messages, max_tokens=2))
-        except BackendError:
+        said = reply(self.llm, INSTRUCTION, f"Quotations: {quoted}\nQuestion: "
+                                            f"{fenced(premise.question)}\nDo the quotations "
+                                            "say yes?")
+        if said is None:
             return None
-        return Verdict(premise, evidence, not reply.strip().lower().startswith("no"))
+        return Verdict(premise, evidence, not said.startswith("no"))
 
     def _affiliation(self, premise: Premise, passages: list[Passage]) -> Verdict | None:
         surname = premise.person.split()[-1]
