@@ -472,6 +472,8 @@ class Assistant:
         lead = "Not according to the documents"
         if unknown:
             lead += f", which don't mention {', '.join(unknown)}"
+        elif verdict.why:  # "they attribute this to Harding", "they say “cannot fundamentally”"
+            lead += f": {verdict.why}"
         return Answer(f"{lead}. What they say: {text}", False, citations,
                       _shown(retrieved, context, citations),
                       reason="premise: the documents do not bear out the question's assumption",

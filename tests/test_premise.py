@@ -29,6 +29,8 @@ from .conftest import FakeLLM
      ["Is Margit Oduya from Larkspur University?"]),
     ("What does Larkspur historian Felix Amundsen say about the cost?",
      ["Is Felix Amundsen a Larkspur historian?"]),
+    ("What did Felix Amundsen say about the cost?",  # checked for misattribution only
+     ["Did Felix Amundsen say anything about the cost?"]),
     # no assumption to check
     ("When did the bridge open?", []),
     ("How many painters maintain the bridge?", []),
@@ -83,7 +85,7 @@ def test_a_false_premise_is_corrected_with_the_closest_sentences_and_no_answer_i
 
 def test_a_premise_that_holds_is_answered_as_usual(make):
     assistant, llm, _ = with_premise_check(
-        make, "Yes", "The bridge opened in 1932 [1].")
+        make, "Yes", "The bridge opened in 1932 after eight years of construction [1].")
     answer = assistant.ask("Why did the bridge open in 1932?")
     assert len(llm.calls) == 1 and not answer.premise
     assert "1932" in answer.text and "premise" not in answer.to_dict()
@@ -198,3 +200,77 @@ def test_what_a_question_asks_for_and_whether_an_answer_gives_it(question, answe
 
     assert asks_for(question) == kind
     assert gives(kind, answer) is gives_it
+
+
+TUNNEL = ("The council approved the tunnel in 2019. “The tunnel will halve commuting times,” "
+          "argues Dr. Ana Ruiz, an engineer at Calder University. “It will also cut emissions "
+          "along the coast.” Dr. Tom Hale, a fellow at the Meridian Institute, notes, “The cost "
+          "overruns could sink the city budget.” The painters cannot finish the tunnel's murals "
+          "before 2030.")
+
+
+@pytest.fixture
+def tunnel_check(embeddings):  # noqa: ANN201
+    from rag.grounding.quotes import QuoteIndexer
+    from rag.types import Passage
+
+    verifier = Verifier("Yes")  # says yes to anything: the verdicts below are not the model's
+    check = PremiseCheck(verifier, embeddings, QuoteIndexer(embeddings))
+    return check, [Passage("t1", "tunnel.txt", 0, len(TUNNEL), TUNNEL)], verifier
+
+
+@pytest.mark.parametrize(("question", "speaker", "named_in"), [
+    ("Why does Tom Hale say the tunnel will halve commuting times?", "Ruiz", ["halve"]),
+    # a quote after the sentence that names its speaker is still theirs
+    ("Why does Tom Hale say the tunnel will cut emissions along the coast?", "Ruiz",
+     ["cut emissions", "argues Dr. Ana Ruiz"]),
+    ("What did Ana Ruiz say about the cost overruns?", "Hale", ["cost overruns"]),
+])
+def test_a_claim_credited_to_the_wrong_speaker_does_not_hold(tunnel_check, question, speaker,
+                                                             named_in):
+    check, passages, verifier = tunnel_check
+    [premise] = presuppositions(question)
+    verdict = check(premise, passages)
+    assert verdict is not None and not verdict.holds
+    assert verdict.why == f"they attribute this to {speaker}"
+    quotes = [p.text[s.start:s.end] for p, s in verdict.evidence]
+    assert [any(n in q for q in quotes) for n in named_in] == [True] * len(named_in), quotes
+    assert verifier.calls == []
+
+
+@pytest.mark.parametrize("question", [
+    "Why does Ana Ruiz say the tunnel will cut emissions along the coast?",
+    "Why does Tom Hale say the overruns could sink the city budget?",
+])
+def test_a_claim_credited_to_its_speaker_goes_to_the_model(tunnel_check, question):
+    check, passages, verifier = tunnel_check
+    [premise] = presuppositions(question)
+    verdict = check(premise, passages)
+    assert verdict is not None and verdict.holds and len(verifier.calls) == 1
+
+
+def test_what_a_speaker_said_about_a_topic_they_did_speak_on_is_never_put_to_the_model(
+        tunnel_check):
+    check, passages, verifier = tunnel_check
+    [premise] = presuppositions("What did Tom Hale say about the cost overruns?")
+    assert check(premise, passages) is None and verifier.calls == []
+
+
+def test_a_closest_sentence_that_denies_the_assumption_needs_no_model(tunnel_check):
+    check, passages, verifier = tunnel_check
+    [premise] = presuppositions("Why can the painters finish the tunnel's murals before 2030?")
+    verdict = check(premise, passages)
+    assert verdict is not None and not verdict.holds and verifier.calls == []
+    assert verdict.why == "they say “cannot finish”"
+    assert "cannot finish" in verdict.evidence[0][0].text[verdict.evidence[0][1].start:
+                                                          verdict.evidence[0][1].end]
+
+
+def test_an_assumed_figure_the_closest_sentences_give_otherwise_needs_no_model(tunnel_check):
+    check, passages, verifier = tunnel_check
+    [wrong] = presuppositions("Why did the council approve the tunnel in 2021?")
+    verdict = check(wrong, passages)
+    assert verdict is not None and not verdict.holds and verdict.why == "they say 2019"
+    assert verifier.calls == []
+    [right] = presuppositions("Why did the council approve the tunnel in 2019?")
+    assert check(right, passages).holds and len(verifier.calls) == 1

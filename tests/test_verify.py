@@ -225,3 +225,63 @@ def test_an_instruction_or_planted_answer_in_a_document_is_never_a_quote(checker
     kept = [s for s, _ in out.sentences]
     assert kept == ["It cost 6.25 million pounds."], out.dropped
     assert all(s.passage.chunk_id != "c3" for _, ss in out.sentences for s in ss)
+
+
+FERRY = ("The ferry service declined after the bridge opened, and the company closed in 1951. "
+         "The painters cannot finish a full repaint in less than ten years.")
+
+
+def test_a_sentence_that_says_the_opposite_of_its_quote_is_never_shown(embeddings):
+    asked: list[str] = []
+
+    def says_yes(claim: str, quotation: str) -> bool:  # the 1.5B's usual reply to an inversion
+        asked.append(claim)
+        return True
+
+    checker = Checker(embeddings, SupportPolicy(min_support=0.45), entails=says_yes)
+    ferry = [Passage("f1", "ferry.txt", 0, len(FERRY), FERRY)]
+    for inverted in ("The ferry service grew after the bridge opened [1].",
+                     "The painters can finish a full repaint in less than ten years [1]."):
+        checked = checker.check(inverted, ferry)
+        assert not checked.sentences and checked.contradicted, inverted
+        assert "says the opposite" in checked.dropped[0][1]
+    assert asked == []  # read without the model
+    kept = checker.check("The ferry service declined after the bridge opened [1].", ferry)
+    assert kept.sentences and not kept.contradicted
+
+
+@pytest.mark.parametrize(("claim", "sentence", "denies"), [
+    ("Did the ferry service grow after the bridge opened?", FERRY, True),
+    ("Did the ferry service decline after the bridge opened?", FERRY, False),
+    ("Can the painters finish a full repaint quickly?", FERRY, True),
+    ("Is the outlook certain?", "The outlook is considerably more uncertain.", True),
+    ("Is the outlook uncertain?", "The outlook is considerably more uncertain.", False),
+    ("Is the investment likely to change the economy?",
+     "The investment is unlikely to dramatically alter the economy.", True),
+    ("Was the city eager to host the fleet?", "The city was reluctant to host the fleet.", True),
+    # a negated negation says yes; a negation of a word the claim does not use says nothing
+    ("Does the strategy carry significant risks?",
+     "The strategy is not without significant risks.", False),
+    ("Is the deal about modernizing the fleet?",
+     "The deal is not simply about modernizing the fleet.", False),
+    ("Is the deal simply about modernizing the fleet?",
+     "The deal is not simply about modernizing the fleet.", True),
+    ("Did the bridge not open in 1950?", "The bridge did not open in 1950.", False),
+])
+def test_a_denial_in_the_claims_own_words(claim, sentence, denies):
+    from rag.grounding.polarity import denial
+
+    assert bool(denial(claim, sentence)) is denies
+
+
+def test_a_sentence_that_only_restates_a_why_question_gives_no_reason(checker):
+    question = "Why was Margit Oduya the chief engineer of the bridge?"
+    restated = checker.check("Margit Oduya was the chief engineer of the bridge [1].",
+                             passages(), question=question)
+    assert not restated.sentences and "restates" in restated.dropped[0][1]
+    reason = checker.check("Margit Oduya had previously designed two railway viaducts [1].",
+                           passages(), question=question)
+    assert reason.sentences
+    other = checker.check("Margit Oduya was the chief engineer of the bridge [1].", passages(),
+                          question="Who was the chief engineer of the bridge?")
+    assert other.sentences  # the same sentence answers a 'who' question

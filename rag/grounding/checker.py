@@ -1,8 +1,8 @@
 """The checker: the model's word is never final.
 
 For each claim (sentence) of the model's output, in this order:
-  1. a sentence about the passages ("Passage [3].") or one that only echoes the question is
-     dropped;
+  1. a sentence about the passages ("Passage [3].") or one that only echoes the question (or
+     only restates a "why" question's assumption) is dropped;
   2. the passages it cites are tried, then every other retrieved passage (re-attribution): a
      passage can support the claim only if it contains every name and figure the claim asserts
      (a terse claim asserts its question's too);
@@ -10,7 +10,9 @@ For each claim (sentence) of the model's output, in this order:
      claim's names and figures — except the question's topic names, which the passage holding
      them is enough for — is scored by ``SupportPolicy``; the best quote wins if it reaches
      ``min_support``;
-  4. a claim joining facts of several cited passages keeps one quote of each.
+  4. a claim joining facts of several cited passages keeps one quote of each;
+  5. a claim its quote denies in the claim's own words (``polarity.denial``) is dropped, and
+     so is one the model, asked (``entails``), finds the quote does not say.
 What survives is numbered in order of first use by ``assemble``. Every threshold is in
 ``policy.SupportPolicy``.
 """
@@ -33,8 +35,10 @@ from .claims import (
     is_meta,
     missing_facts,
     parse_claims,
+    restates,
     terms,
 )
+from .polarity import denial
 from .policy import SupportPolicy
 from .quotes import QuoteIndexer, QuoteSpan
 
@@ -116,6 +120,9 @@ class Checker:
             if question and echoes(claim.text, question, pol.echo_words):
                 result.dropped.append((claim.text, "only repeats words of the question"))
                 continue
+            if question and restates(claim.text, question):
+                result.dropped.append((claim.text, "only restates the question, gives no reason"))
+                continue
             vecs = [cvecs[ci]]
             asserted = claim.text
             if ctx is not None and ci in short:
@@ -126,6 +133,12 @@ class Checker:
             # question's names and figures need no support in a sentence that denies something
             excused = asked & denied(claim.text)
             supports, reason = self._support(claim, asserted, vecs, passages, given, excused)
+            if supports and (said := denial(claim.text, " ".join(s.sentence for s in supports))):
+                # "The outlook is more certain [1]" on "... considerably more uncertain": no
+                # model needed (and the 1.5B, asked, says they agree)
+                result.contradicted.append((claim.text, supports))
+                result.dropped.append((claim.text, f"the quote says the opposite (“{said}”)"))
+                continue
             if supports and self.entails is not None and supports[0].score < pol.verify_below:
                 quoted = " ".join(s.sentence for s in supports)
                 if not self.entails(claim.text, quoted):

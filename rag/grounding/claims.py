@@ -145,3 +145,17 @@ def echoes(claim: str, question: str, max_words: int = 2) -> bool:
             and claim_words <= set(content_words(question)) and not claim_words & names)
 
 
+
+
+_WHY_QUESTION = re.compile(r"^\W*(?:(?:so|and|but|then),?\s+)*why\b", re.I)
+
+
+def restates(claim: str, question: str) -> bool:
+    """A sentence that only restates a 'why' question's assumption ("Harding warns about
+    aligning with such a leader [1]." for "Why does Harding warn about ...?"): every content
+    word of it is one of the question's (another ending allowed), so it gives no reason."""
+    if not _WHY_QUESTION.match(question):
+        return False
+    asked = set(content_words(question))
+    said = content_words(claim)
+    return bool(said) and all(known_word(w, asked) for w in said)

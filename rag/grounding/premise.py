@@ -8,10 +8,15 @@ as the yes/no question it presupposes ("Is Tajikistan so eager to host ...?"), t
 closest sentences are found, and the language model is asked whether they say yes. A no makes the
 answer a correction: what the documents say instead, quoted verbatim and cited.
 
-Two question forms carry such an assumption here:
+Three question forms carry such an assumption here:
   * "Why AUX X?" presupposes "AUX X?" ("Why did Tajikistan choose Airbus ...?" -> "Did ...?");
   * a person placed at an organisation ("Almas Miriev of the Atlantic Council", "Georgetown
-    scholar Emily Harding") presupposes "Is the person at the organisation?".
+    scholar Emily Harding") presupposes "Is the person at the organisation?";
+  * "What did <person> say about X?" presupposes that the person said what the documents say
+    about X (checked only for misattribution, never by the model).
+Before the model is asked, two readings that need no model: a claim credited to one person whose
+closest sentence the documents attribute to another (misattribution), and a closest sentence
+that denies the claim in its own words ("cannot fundamentally alter", ``polarity.denial``).
 A question whose assumption holds (or cannot be checked) is answered as usual, so a true-premise
 "why" whose reason the documents never give is still refused.
 """
@@ -28,8 +33,9 @@ from ..embeddings import Embedder
 from ..generation import LLM
 from ..text import content_words, fenced, known_word, normalize
 from ..types import Passage
-from .claims import terms
+from .claims import facts, terms
 from .entailment import reply
+from .polarity import denial
 from .quotes import QuoteIndexer, QuoteSpan
 
 _AUX = (r"is|are|was|were|has|have|had|does|do|did|will|would|can|could|should|must|might|"
@@ -53,6 +59,17 @@ _PERSON_OF = re.compile(rf"(?P<person>{_NAME}),?\s+(?P<prep>of|at|from)\s+(?P<or
                         rf"{_ORG})")
 # "Georgetown scholar Emily Harding"
 _ORG_ROLE = re.compile(rf"(?P<org>{_ORG})\s+(?P<role>{_ROLE})\s+(?P<person>{_NAME})")
+# "What did Emily Harding say about transit routes?"
+_SAID_ABOUT = re.compile(rf"^\W*(?i:what)\s+(?i:did|does|has|do)\s+(?P<person>{_NAME})\s+"
+                         r"(?i:say|said|note|argue|write|warn|think|believe)\s+"
+                         r"(?i:about|on|of|regarding)\s+(?P<topic>.+?)[\s?.!]*$", re.S)
+# who speaks in a sentence: "argues Dr. Almas Miriev", "Dr. Emily Harding, a fellow ..., notes"
+_SAY = (r"(?:says?|said|notes?|noted|argues?|argued|warns?|warned|writes?|wrote|told|tells|"
+        r"explains?|explained|adds?|added|states?|stated|insists?|insisted|observes?|observed|"
+        r"contends?|contended|cautions?|cautioned|according to)")
+_SPEAKER = re.compile(rf"\b{_SAY}\s+(?P<a>{_NAME})|"
+                      rf"(?P<b>{_NAME})(?:,[^,“”\"]{{0,120}},)?\s+{_SAY}\b")
+_TITLE = re.compile(r"^(?:Dr\.?|Prof\.?)\s+")
 # the other half of a two-part question ("Why X, and where does she work?") assumes nothing
 _SECOND_PART = re.compile(r",?\s+and\s+(?:what|where|who|whom|which|how|when|why)\b.*$",
                           re.I | re.S)
@@ -71,11 +88,15 @@ class Premise:
     question: str
     person: str = ""
     org: str = ""
+    ask_model: bool = True  # False: only the lexical readings (misattribution)
 
 
 def presuppositions(question: str) -> list[Premise]:
     """The assumptions of ``question`` (none for most questions), in its own words."""
     out = []
+    if m := _SAID_ABOUT.match(question):
+        out.append(Premise(f"Did {m['person']} say anything about {m['topic']}?",
+                           ask_model=False))
     if m := _WHY.match(_ACCORDING.sub("", question)):
         rest = _SECOND_PART.sub("", m["rest"]).strip(" ,")
         out.append(Premise(f"{m['aux'].capitalize()} {rest}?"))
@@ -97,6 +118,7 @@ class Verdict:
     premise: Premise
     evidence: list[tuple[Passage, QuoteSpan]]
     holds: bool
+    why: str = ""  # what the verdict rests on, when it is not the model's word
 
 
 class PremiseCheck:
@@ -128,6 +150,51 @@ class PremiseCheck:
                     out.append((p, span, index.vectors[row]))
         return out
 
+    def speakers(self, passages: list[Passage]) -> dict[tuple[str, int], tuple[str, int]]:
+        """Who speaks in each quoting sentence: (source, start) -> (surname, start of the
+        sentence naming them). A sentence that opens with a quotation mark right after a
+        sentence with a speaker ("“While the U.S. can offer ...”") is that speaker's too."""
+        out: dict[tuple[str, int], tuple[str, int]] = {}
+        last: tuple[str, int, int] | None = None  # surname, where named, end of that sentence
+        for p, span, _ in sorted(self._sentences(passages),
+                                 key=lambda t: (t[0].source, t[0].start + t[1].start)):
+            text, start = p.text[span.start:span.end], p.start + span.start
+            m = _SPEAKER.search(text)
+            if m:
+                last = (_TITLE.sub("", m["a"] or m["b"]).split()[-1], start, start + len(text))
+                out[(p.source, start)] = last[:2]
+            elif last and text[:1] in "“\"" and start - last[2] <= 3:
+                out[(p.source, start)] = last[:2]
+                last = (last[0], last[1], start + len(text))
+            else:
+                last = None
+        return out
+
+    def _misattributed(self, premise: Premise, passages: list[Passage]) -> Verdict | None:
+        """A claim the question credits to one speaker whose closest sentence another speaker
+        says ("Why does Miriev warn ...?" for Harding's words): does not hold."""
+        speaking = self.speakers(passages)
+        named = {s for s, _ in speaking.values()}
+        credited = [m[0] for m in re.finditer(_NAME, premise.question)
+                    if _TITLE.sub("", m[0]).split()[-1] in named]
+        if not credited:
+            return None
+        claim = premise.question
+        for name in credited:
+            claim = claim.replace(name, " ")
+        best = self.evidence(claim, passages)[:1]
+        if not best:
+            return None
+        p, span = best[0]
+        who = speaking.get((p.source, p.start + span.start))
+        if who is None or any(who[0] == _TITLE.sub("", n).split()[-1] for n in credited):
+            return None
+        evidence = best
+        if who[1] != p.start + span.start:  # the sentence that names the speaker, too
+            evidence = best + [(q, s) for q, s, _ in self._sentences(passages)
+                               if q.source == p.source and q.start + s.start == who[1]]
+        return Verdict(premise, evidence, False, f"they attribute this to {who[0]}")
+
     def evidence(self, premise: str, passages: list[Passage]) -> list[tuple[Passage, QuoteSpan]]:
         """The ``sentences`` sentences of ``passages`` closest to ``premise``, best first:
         cosine plus ``overlap_weight`` times the share of the premise's content words they
@@ -149,11 +216,19 @@ class PremiseCheck:
         named nowhere, or the model unavailable): the question is then answered as usual."""
         if premise.person:
             return self._affiliation(premise, passages)
+        if (verdict := self._misattributed(premise, passages)) or not premise.ask_model:
+            return verdict
         evidence = self.evidence(premise.question, passages)
         if not evidence:
             return None
         if any(normalize(t) in normalize(premise.question) for t in unknown):
             return Verdict(premise, evidence, False)  # it names what the corpus never does
+        if figures := self._other_figures(premise, evidence):
+            return Verdict(premise, evidence, False, f"they say {figures}")
+        for i, (p, s) in enumerate(evidence):
+            if said := denial(premise.question, p.text[s.start:s.end]):
+                return Verdict(premise, [evidence[i]] + evidence[:i] + evidence[i + 1:], False,
+                               f"they say “{said}”")
         quoted = " ".join(f"“{fenced(p.text[s.start:s.end])}”" for p, s in evidence)
         said = reply(self.llm, INSTRUCTION, f"Quotations: {quoted}\nQuestion: "
                                             f"{fenced(premise.question)}\nDo the quotations "
@@ -161,6 +236,19 @@ class PremiseCheck:
         if said is None:
             return None
         return Verdict(premise, evidence, not said.startswith("no"))
+
+    @staticmethod
+    def _other_figures(premise: Premise, evidence: list[tuple[Passage, QuoteSpan]]) -> str:
+        """"10 GW" assumed where the closest sentences say "1 GW": the closest sentence's own
+        figures ("1, gw") when a figure of the assumption stands in none of them, else ""."""
+        assumed = {f for f in facts(premise.question) if any(ch.isdigit() for ch in f)}
+        if not assumed or not evidence:
+            return ""
+        said = [facts(p.text[s.start:s.end]) for p, s in evidence]
+        if all(assumed <= have for have in said[:1]) or any(assumed <= have for have in said):
+            return ""
+        theirs = sorted(f for f in said[0] if any(ch.isdigit() for ch in f))
+        return ", ".join(theirs) if theirs else ""
 
     def _affiliation(self, premise: Premise, passages: list[Passage]) -> Verdict | None:
         surname = premise.person.split()[-1]

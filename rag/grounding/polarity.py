@@ -1,0 +1,100 @@
+"""Polarity: does a sentence say the opposite of a claim in the claim's own words?
+
+"Does Miriev believe U.S. training can fundamentally change Tajikistan's relationship with
+Russia?" against "... it cannot fundamentally alter Tajikistan's strategic calculus or its
+relationship with Russia": the 1.5B model, asked whether the quote says yes, says yes. Read
+lexically, the sentence negates ("cannot") a word the claim asserts ("fundamentally"). Three
+readings, each needing the claim's word to stand un-negated in the claim:
+  * a negator in the sentence (not, never, cannot, n't, no longer, without) directly before one
+    of the claim's content words (at most one other word between);
+  * the claim's word with a negative prefix in the sentence ('certain' / 'uncertain',
+    'likely' / 'unlikely', 'ability' / 'inability'), or the other way round;
+  * a pair of everyday antonyms, one on each side (growing / shrinking, eager / reluctant).
+Only meant for a sentence already found to be about the claim (the caller's closest sentence).
+"""
+
+from __future__ import annotations
+
+from ..text import STOPWORDS, words
+
+_NEGATORS = {"not", "never", "cannot", "no", "without", "neither", "nor", "hardly"}
+_PREFIXES = ("un", "non", "in", "im", "ir", "il", "dis")
+# everyday antonyms: "grow-" is a stem (growing, growth), a word without "-" only itself
+_ANTONYMS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+    (("increas-",), ("decreas-", "reduc-")), (("grow-", "grew"), ("shrink-", "shrank", "declin-")),
+    (("expand-", "expansion"), ("shrink-", "shrank", "contract-")),
+    (("rise", "rises", "rising", "rose", "risen"), ("fall", "falls", "falling", "fell", "fallen")),
+    (("strengthen-", "stronger"), ("weaken-", "weaker")), (("large", "larger", "big", "bigger"),
+                                                         ("small", "smaller")),
+    (("eager-", "willing", "willingness"), ("reluctan-", "unwilling-")),
+    (("success-", "succeed-"), ("fail-",)), (("gain", "gains", "gained"),
+                                             ("loss", "losses", "lost", "lose", "loses")),
+    (("accept-",), ("reject-",)), (("support", "supports", "supported"), ("oppos-",)),
+    (("allow-", "permit-"), ("prevent-", "forbid-", "prohibit-")),
+    (("conservative",), ("liberal",)), (("confiden-",), ("doubt-",)),
+    (("optimis-",), ("pessimis-",)), (("high", "higher", "highest"), ("low", "lower", "lowest")),
+    (("easy", "easier"), ("difficult", "harder")), (("cheap-",), ("expensive", "costly")),
+    (("positive",), ("negative",)), (("benefit-",), ("harm", "harms", "harmed", "harmful")),
+    (("improv-",), ("worsen-", "deteriorat-")), (("remov-",), ("introduc-",)),
+    (("welcom-",), ("resist-",)),
+]
+
+
+def _is(word: str, forms: tuple[str, ...]) -> bool:
+    return any(word.startswith(f[:-1]) if f.endswith("-") else word == f for f in forms)
+
+
+def _negator(word: str) -> bool:
+    return word in _NEGATORS or word.endswith(("n't", "n’t"))
+
+
+def _negated(tokens: list[str], i: int) -> str:
+    """The negator right before ``tokens[i]`` (at most one word between), or "". A negator
+    itself negated ("not without significant risks") cancels."""
+    for j in (i - 1, i - 2):
+        if j >= 0 and _negator(tokens[j]):
+            return "" if j >= 1 and _negator(tokens[j - 1]) else tokens[j]
+    return ""
+
+
+def _asserted(tokens: list[str]) -> set[str]:
+    """The claim's content words that it does not negate itself."""
+    return {w for i, w in enumerate(tokens)
+            if w not in STOPWORDS and len(w) > 2 and not _negated(tokens, i)}
+
+
+def _stem_match(a: str, b: str) -> bool:
+    n = min(len(a), len(b))
+    return a == b or (n >= 5 and a[:max(5, n - 2)] == b[:max(5, n - 2)])
+
+
+def denial(claim: str, sentence: str) -> str:
+    """The words by which ``sentence`` denies ``claim`` ("cannot fundamentally",
+    "uncertain / certain", "reluctance / eager"), or "" when it does not read as a denial."""
+    said, claimed = words(sentence), words(claim)
+    asserted = _asserted(claimed)
+    if not asserted:
+        return ""
+    # 1. "it cannot fundamentally alter": a word the claim asserts, negated by the sentence
+    for i, w in enumerate(said):
+        if w in asserted and (negator := _negated(said, i)):
+            return f"{negator} {w}"
+    said_set = set(said)
+    claimed_set = set(claimed)
+    # 2. "uncertain" against "certain" (either side), the bare word absent from the other
+    for a, a_set, b_set in ((said, said_set, claimed_set), (claimed, claimed_set, said_set)):
+        for w in a:
+            for p in _PREFIXES:
+                bare = w[len(p):]
+                if w.startswith(p) and len(bare) >= 4 and bare in b_set and w not in b_set \
+                        and bare not in a_set and (p != "in" or bare[0] in "aeiou"):
+                    return f"{w} / {bare}"
+    # 3. antonyms: one side's word, the other side's opposite, neither word on both sides
+    for x, y in _ANTONYMS:
+        for one, other in ((x, y), (y, x)):
+            mine = [w for w in asserted if _is(w, one)]
+            theirs = [w for w in said if _is(w, other)]
+            if mine and theirs and not any(_is(w, one) for w in said) \
+                    and not any(_is(w, other) for w in claimed):
+                return f"{theirs[0]} / {mine[0]}"
+    return ""
