@@ -270,7 +270,7 @@ def test_an_assumed_figure_the_closest_sentences_give_otherwise_needs_no_model(t
     check, passages, verifier = tunnel_check
     [wrong] = presuppositions("Why did the council approve the tunnel in 2021?")
     verdict = check(wrong, passages)
-    assert verdict is not None and not verdict.holds and verdict.why == "they say 2019"
+    assert verdict is not None and not verdict.holds and verdict.why == "they say “2019”"
     assert verifier.calls == []
     [right] = presuppositions("Why did the council approve the tunnel in 2019?")
     assert check(right, passages).holds and len(verifier.calls) == 1

@@ -69,6 +69,10 @@ _SAY = (r"(?:says?|said|notes?|noted|argues?|argued|warns?|warned|writes?|wrote|
         r"contends?|contended|cautions?|cautioned|according to)")
 _SPEAKER = re.compile(rf"\b{_SAY}\s+(?P<a>{_NAME})|"
                       rf"(?P<b>{_NAME})(?:,[^,“”\"]{{0,120}},)?\s+{_SAY}\b")
+# a figure with its unit ("1 GW", "$3.2 billion", "10 years"), for the correction's wording
+_UNIT = (r"(?:\s*(?:%|percent|billion|million|thousand|years?|months?|"
+         r"(?!(?:of|in|to|on|at|by|and|or|the|a|an|for|as|is|was)\b)[A-Za-z]{1,3}\b))?")
+_FIGURE = re.compile(rf"\$?\d(?:[\d,.]*\d)?{_UNIT}")
 _TITLE = re.compile(r"^(?:Dr\.?|Prof\.?)\s+")
 # the other half of a two-part question ("Why X, and where does she work?") assumes nothing
 _SECOND_PART = re.compile(r",?\s+and\s+(?:what|where|who|whom|which|how|when|why)\b.*$",
@@ -240,15 +244,16 @@ class PremiseCheck:
     @staticmethod
     def _other_figures(premise: Premise, evidence: list[tuple[Passage, QuoteSpan]]) -> str:
         """"10 GW" assumed where the closest sentences say "1 GW": the closest sentence's own
-        figures ("1, gw") when a figure of the assumption stands in none of them, else ""."""
+        figures, quoted with the word after each ("“1 GW”"), when a figure of the assumption
+        stands in none of them; else ""."""
         assumed = {f for f in facts(premise.question) if any(ch.isdigit() for ch in f)}
         if not assumed or not evidence:
             return ""
-        said = [facts(p.text[s.start:s.end]) for p, s in evidence]
-        if all(assumed <= have for have in said[:1]) or any(assumed <= have for have in said):
+        texts = [p.text[s.start:s.end] for p, s in evidence]
+        if any(assumed <= facts(t) for t in texts):
             return ""
-        theirs = sorted(f for f in said[0] if any(ch.isdigit() for ch in f))
-        return ", ".join(theirs) if theirs else ""
+        figures = [m[0] for m in _FIGURE.finditer(texts[0])]
+        return ", ".join(f"“{f}”" for f in figures)
 
     def _affiliation(self, premise: Premise, passages: list[Passage]) -> Verdict | None:
         surname = premise.person.split()[-1]
