@@ -437,9 +437,8 @@ class Assistant:
         question asks for (``questions.asks_for``), if any."""
         if self.answers is None or unknown:
             return []
-        found = extract(question, self.embeddings.encode_query(question), context,
-                        self.checker.quotes, self.answers)
-        return [s for s in found if gives(kind, s.sentence)]
+        return extract(question, self.embeddings.encode_query(question), context,
+                       self.checker.quotes, self.answers, fits=lambda s: gives(kind, s))
 
     def _fallback(self, question: str, passages: list[Passage], error: Exception,
                   clock: Stopwatch) -> Answer:

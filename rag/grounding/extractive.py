@@ -41,10 +41,11 @@ class AnswersQuestion:
 
 def extract(question: str, question_vector: np.ndarray, passages: list[Passage],
             quotes: QuoteIndexer, answers: Callable[[str, str], bool], top: int = 3,
-            keep: int = 2, min_similarity: float = 0.57) -> list[Support]:
+            keep: int = 2, min_similarity: float = 0.57,
+            fits: Callable[[str], bool] = lambda sentence: True) -> list[Support]:
     """Up to ``keep`` whole sentences of ``passages`` that answer ``question``: of the ``top``
-    closest to it, those at least ``min_similarity`` close that ``answers`` accepts, closest
-    first."""
+    closest to it that ``fits`` (a 'When…?' question: sentences giving a time), those at least
+    ``min_similarity`` close that ``answers`` accepts, closest first."""
     candidates: list[Support] = []
     for passage in passages:
         index = quotes(passage)
@@ -54,7 +55,8 @@ def extract(question: str, question_vector: np.ndarray, passages: list[Passage],
         sims = index.vectors[rows] @ question_vector
         for row, sim in zip(rows, sims, strict=True):
             span = index.spans[row]
-            if not is_instruction(index.sentence_of(span)):
+            sentence = index.sentence_of(span)
+            if not is_instruction(sentence) and fits(sentence):
                 candidates.append(Support(passage, span, float(sim)))
     candidates.sort(key=lambda s: -s.score)
     out: list[Support] = []
