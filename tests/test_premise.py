@@ -274,3 +274,12 @@ def test_an_assumed_figure_the_closest_sentences_give_otherwise_needs_no_model(t
     assert verifier.calls == []
     [right] = presuppositions("Why did the council approve the tunnel in 2019?")
     assert check(right, passages).holds and len(verifier.calls) == 1
+
+
+def test_a_correction_says_what_the_documents_give_instead(make):
+    assistant, llm, verifier = with_premise_check(make, "Yes")
+    answer = assistant.ask("Why did the bridge cost 9 million pounds?")
+    assert llm.calls == [] and verifier.calls == []  # the figure is read, nobody is asked
+    assert answer.text.startswith("Not according to the documents: they say “6.25 million”. "
+                                  "What they say: “"), answer.text
+    assert "6.25 million pounds" in answer.citations[0].quote

@@ -69,8 +69,9 @@ def _stem_match(a: str, b: str) -> bool:
 
 
 def denial(claim: str, sentence: str) -> str:
-    """The words by which ``sentence`` denies ``claim`` ("cannot fundamentally",
-    "uncertain / certain", "reluctance / eager"), or "" when it does not read as a denial."""
+    """The words by which ``sentence`` denies ``claim`` ("cannot fundamentally" for "can
+    fundamentally", "uncertain" for "certain", "reluctance" for "eager"), or "" when it does
+    not read as a denial."""
     said, claimed = words(sentence), words(claim)
     asserted = _asserted(claimed)
     if not asserted:
@@ -88,7 +89,7 @@ def denial(claim: str, sentence: str) -> str:
                 bare = w[len(p):]
                 if w.startswith(p) and len(bare) >= 4 and bare in b_set and w not in b_set \
                         and bare not in a_set and (p != "in" or bare[0] in "aeiou"):
-                    return f"{w} / {bare}"
+                    return w if a is said else bare  # the sentence's word
     # 3. antonyms: one side's word, the other side's opposite, neither word on both sides
     for x, y in _ANTONYMS:
         for one, other in ((x, y), (y, x)):
@@ -96,5 +97,5 @@ def denial(claim: str, sentence: str) -> str:
             theirs = [w for w in said if _is(w, other)]
             if mine and theirs and not any(_is(w, one) for w in said) \
                     and not any(_is(w, other) for w in claimed):
-                return f"{theirs[0]} / {mine[0]}"
+                return theirs[0]
     return ""
