@@ -285,3 +285,13 @@ def test_a_sentence_that_only_restates_a_why_question_gives_no_reason(checker):
     other = checker.check("Margit Oduya was the chief engineer of the bridge [1].", passages(),
                           question="Who was the chief engineer of the bridge?")
     assert other.sentences  # the same sentence answers a 'who' question
+
+
+def test_the_count_a_question_asks_for_is_its_frame_not_a_figure_to_support(checker):
+    text = "A strike at the port or a long storm season could delay the repaint of the bridge."
+    port = [Passage("p1", "port.txt", 0, len(text), text)]
+    claim = "Two events could delay the repaint: a strike at the port or a long storm season [1]."
+    asked = checker.check(claim, port, question="What two events could delay the repaint?")
+    assert asked.sentences
+    unasked = checker.check(claim, port, question="What could delay the repaint?")
+    assert not unasked.sentences and "2" in unasked.dropped[0][1]  # a count of its own

@@ -29,6 +29,7 @@ from ..text import content_words, is_instruction, known_word
 from ..types import Citation, Passage
 from .claims import (
     Claim,
+    asked_counts,
     denied,
     echoes,
     facts,
@@ -131,7 +132,7 @@ class Checker:
                 asserted = f"{question} {claim.text}"
             # a correction may name the question's false premise ("..., not $5 billion"): the
             # question's names and figures need no support in a sentence that denies something
-            excused = asked & denied(claim.text)
+            excused = asked & denied(claim.text) | asked_counts(question)
             supports, reason = self._support(claim, asserted, vecs, passages, given, excused)
             if supports and (said := denial(claim.text, " ".join(s.sentence for s in supports))):
                 # "The outlook is more certain [1]" on "... considerably more uncertain": no

@@ -159,3 +159,17 @@ def restates(claim: str, question: str) -> bool:
     asked = set(content_words(question))
     said = content_words(claim)
     return bool(said) and all(known_word(w, asked) for w in said)
+
+
+_ASKED_COUNT = re.compile(r"\b(?:what|which)\s+(?P<n>two|three|four|five|six|seven|eight|nine|"
+                          r"ten|\d+)\s+\w", re.I)
+
+
+def asked_counts(question: str) -> set[str]:
+    """The number a question asks to be listed ("What two developments …?" -> {"2"}): an
+    answer naming "two developments" repeats the question's frame, not a figure of its own."""
+    out = set()
+    for m in _ASKED_COUNT.finditer(question):
+        n = m["n"].lower()
+        out.add(n if n.isdigit() else NUMBER_WORDS[n])
+    return out
