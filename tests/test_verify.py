@@ -267,6 +267,8 @@ def test_a_sentence_that_says_the_opposite_of_its_quote_is_never_shown(embedding
     ("Is the deal simply about modernizing the fleet?",
      "The deal is not simply about modernizing the fleet.", True),
     ("Did the bridge not open in 1950?", "The bridge did not open in 1950.", False),
+    ("Does the deal cover aircraft?", "The deal covers not only aircraft but also training.",
+     False),
 ])
 def test_a_denial_in_the_claims_own_words(claim, sentence, denies):
     from rag.grounding.polarity import denial

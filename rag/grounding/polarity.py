@@ -18,6 +18,7 @@ from __future__ import annotations
 from ..text import STOPWORDS, words
 
 _NEGATORS = {"not", "never", "cannot", "no", "without", "neither", "nor", "hardly"}
+_NOT_ONLY = {"only", "just", "merely", "solely"}
 _PREFIXES = ("un", "non", "in", "im", "ir", "il", "dis")
 # everyday antonyms: "grow-" is a stem (growing, growth), a word without "-" only itself
 _ANTONYMS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
@@ -50,8 +51,11 @@ def _negator(word: str) -> bool:
 
 def _negated(tokens: list[str], i: int) -> str:
     """The negator right before ``tokens[i]`` (at most one word between), or "". A negator
-    itself negated ("not without significant risks") cancels."""
+    itself negated ("not without significant risks") cancels, and so does "only" between
+    ("not only aircraft but also ...")."""
     for j in (i - 1, i - 2):
+        if j == i - 2 and tokens[i - 1] in _NOT_ONLY:
+            break
         if j >= 0 and _negator(tokens[j]):
             return "" if j >= 1 and _negator(tokens[j - 1]) else tokens[j]
     return ""
@@ -61,11 +65,6 @@ def _asserted(tokens: list[str]) -> set[str]:
     """The claim's content words that it does not negate itself."""
     return {w for i, w in enumerate(tokens)
             if w not in STOPWORDS and len(w) > 2 and not _negated(tokens, i)}
-
-
-def _stem_match(a: str, b: str) -> bool:
-    n = min(len(a), len(b))
-    return a == b or (n >= 5 and a[:max(5, n - 2)] == b[:max(5, n - 2)])
 
 
 def denial(claim: str, sentence: str) -> str:
