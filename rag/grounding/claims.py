@@ -145,8 +145,6 @@ def echoes(claim: str, question: str, max_words: int = 2) -> bool:
             and claim_words <= set(content_words(question)) and not claim_words & names)
 
 
-
-
 _WHY_QUESTION = re.compile(r"^\W*(?:(?:so|and|but|then),?\s+)*why\b", re.I)
 
 

@@ -95,6 +95,11 @@ class Premise:
     ask_model: bool = True  # False: only the lexical readings (misattribution)
 
 
+def _surname(name: str) -> str:
+    """"Dr. Emily Harding" -> "Harding"."""
+    return _TITLE.sub("", name).split()[-1]
+
+
 def presuppositions(question: str) -> list[Premise]:
     """The assumptions of ``question`` (none for most questions), in its own words."""
     out = []
@@ -154,33 +159,32 @@ class PremiseCheck:
                     out.append((p, span, index.vectors[row]))
         return out
 
-    def speakers(self, passages: list[Passage]) -> dict[tuple[str, int], tuple[str, int]]:
-        """Who speaks in each quoting sentence: (source, start) -> (surname, start of the
-        sentence naming them). A sentence that opens with a quotation mark right after a
-        sentence with a speaker ("“While the U.S. can offer ...”") is that speaker's too."""
-        out: dict[tuple[str, int], tuple[str, int]] = {}
-        last: tuple[str, int, int] | None = None  # surname, where named, end of that sentence
+    def speakers(self, passages: list[Passage]
+                 ) -> dict[tuple[str, int], tuple[str, tuple[Passage, QuoteSpan]]]:
+        """Who speaks in each quoting sentence: (source, start) -> (surname, the sentence
+        naming them). A sentence that opens with a quotation mark right after a sentence with a
+        speaker ("“While the U.S. can offer ...”") is that speaker's too."""
+        out: dict[tuple[str, int], tuple[str, tuple[Passage, QuoteSpan]]] = {}
+        last = None  # (surname, naming sentence), end offset of the speaker's last sentence
         for p, span, _ in sorted(self._sentences(passages),
                                  key=lambda t: (t[0].source, t[0].start + t[1].start)):
             text, start = p.text[span.start:span.end], p.start + span.start
-            m = _SPEAKER.search(text)
-            if m:
-                last = (_TITLE.sub("", m["a"] or m["b"]).split()[-1], start, start + len(text))
-                out[(p.source, start)] = last[:2]
-            elif last and text[:1] in "“\"" and start - last[2] <= 3:
-                out[(p.source, start)] = last[:2]
-                last = (last[0], last[1], start + len(text))
+            if m := _SPEAKER.search(text):
+                last = (_surname(m["a"] or m["b"]), (p, span)), start + len(text)
+            elif last and text[:1] in "“\"" and start - last[1] <= 3:
+                last = last[0], start + len(text)
             else:
                 last = None
+                continue
+            out[(p.source, start)] = last[0]
         return out
 
     def _misattributed(self, premise: Premise, passages: list[Passage]) -> Verdict | None:
         """A claim the question credits to one speaker whose closest sentence another speaker
         says ("Why does Miriev warn ...?" for Harding's words): does not hold."""
         speaking = self.speakers(passages)
-        named = {s for s, _ in speaking.values()}
-        credited = [m[0] for m in re.finditer(_NAME, premise.question)
-                    if _TITLE.sub("", m[0]).split()[-1] in named]
+        named = {who for who, _ in speaking.values()}
+        credited = [m[0] for m in re.finditer(_NAME, premise.question) if _surname(m[0]) in named]
         if not credited:
             return None
         claim = premise.question
@@ -190,14 +194,11 @@ class PremiseCheck:
         if not best:
             return None
         p, span = best[0]
-        who = speaking.get((p.source, p.start + span.start))
-        if who is None or any(who[0] == _TITLE.sub("", n).split()[-1] for n in credited):
+        who, naming = speaking.get((p.source, p.start + span.start), ("", best[0]))
+        if not who or who in {_surname(n) for n in credited}:
             return None
-        evidence = best
-        if who[1] != p.start + span.start:  # the sentence that names the speaker, too
-            evidence = best + [(q, s) for q, s, _ in self._sentences(passages)
-                               if q.source == p.source and q.start + s.start == who[1]]
-        return Verdict(premise, evidence, False, f"they attribute this to {who[0]}")
+        evidence = best if naming == best[0] else best + [naming]  # the naming sentence too
+        return Verdict(premise, evidence, False, f"they attribute this to {who}")
 
     def evidence(self, premise: str, passages: list[Passage]) -> list[tuple[Passage, QuoteSpan]]:
         """The ``sentences`` sentences of ``passages`` closest to ``premise``, best first:
@@ -247,7 +248,7 @@ class PremiseCheck:
         figures, quoted with the word after each ("“1 GW”"), when a figure of the assumption
         stands in none of them; else ""."""
         assumed = {f for f in facts(premise.question) if any(ch.isdigit() for ch in f)}
-        if not assumed or not evidence:
+        if not assumed:
             return ""
         texts = [p.text[s.start:s.end] for p, s in evidence]
         if any(assumed <= facts(t) for t in texts):
@@ -256,7 +257,7 @@ class PremiseCheck:
         return ", ".join(f"“{f}”" for f in figures)
 
     def _affiliation(self, premise: Premise, passages: list[Passage]) -> Verdict | None:
-        surname = premise.person.split()[-1]
+        surname = _surname(premise.person)
         naming = [(p, s) for p, s, _ in self._sentences(passages)
                   if re.search(rf"\b{re.escape(surname)}\b", p.text[s.start:s.end])]
         if not naming:
