@@ -31,6 +31,7 @@ from .generation import (
     parts_hint,
 )
 from .grounding import Checked, Checker, QuoteIndexer, Support, SupportPolicy, assemble
+from .grounding.complete import missing, spread
 from .grounding.conflicts import disagreements, find_conflicts, opposed, with_disagreements
 from .grounding.entailment import Entailment
 from .grounding.extractive import AnswersQuestion, extract
@@ -312,6 +313,8 @@ class Assistant:
                 return answer
             checked = Checked(sentences=[(quoted(s.sentence), [s]) for s in found])
             extractive = True
+        with clock.stage("complete"):
+            checked = self._complete(q, parts, overview, checked, context, label=not extractive)
         with clock.stage("conflicts"):
             searched = context + [p for p in retrieved
                                   if p.chunk_id not in {c.chunk_id for c in context}]
@@ -439,6 +442,31 @@ class Assistant:
             return []
         return extract(question, self.embeddings.encode_query(question), context,
                        self.checker.quotes, self.answers, fits=lambda s: gives(kind, s))
+
+    def _complete(self, question: str, parts: list[str], overview: bool, checked: Checked,
+                  context: list[Passage], label: bool = True) -> Checked:
+        """The kept answer, completed with source sentences (``grounding.complete``): the one
+        closest to each part of the question that it does not take up; for a summary, sentences
+        of further passages until it cites ``summary_passages``. The first added sentence
+        carries ``EXTRACTIVE_LABEL`` when ``label`` (not after an extractive answer: labelled
+        as a whole)."""
+        s = self.settings
+        if not s.complete:
+            return checked
+        added: list[Support] = []
+        if overview and s.summary_passages > 0:
+            added = spread(self.embeddings.encode_query(question), question, checked, context,
+                           self.checker.quotes, s.summary_passages)
+        else:
+            vectors = [self.embeddings.encode_query(p) for p in parts]
+            added = missing(parts, vectors, checked, context, self.checker.quotes,
+                            fits=lambda part, s: gives(asks_for(part), s))
+        if not added:
+            return checked
+        sentences = [(quoted(a.sentence), [a]) for a in added]
+        if label:
+            sentences[0] = (f"{EXTRACTIVE_LABEL} {sentences[0][0]}", sentences[0][1])
+        return Checked(checked.sentences + sentences, checked.dropped, checked.contradicted)
 
     def _fallback(self, question: str, passages: list[Passage], error: Exception,
                   clock: Stopwatch) -> Answer:

@@ -100,6 +100,11 @@ class Settings:
     # the context's sentences that the same verifier says answer the question, verbatim and
     # labelled (grounding/extractive.py); needs ``entailment``'s verifier
     extractive: bool = True
+    # a kept answer is completed with source sentences, verbatim (grounding/complete.py): for
+    # each part of the question the answer does not take up, its closest sentence; a summary,
+    # from further passages until it cites ``summary_passages`` (0: off)
+    complete: bool = True
+    summary_passages: int = 3
 
     # generation
     backend: str = "llama"  # "llama" (embedded GGUF) or "openai" (any OpenAI-compatible server)

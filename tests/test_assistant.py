@@ -373,3 +373,16 @@ def test_an_answer_without_the_kind_of_thing_asked_for_is_not_kept(make):
     assistant.answers = AnswersQuestion(Verifier("opened"))
     answer = assistant.ask("When did the Kestrel Harbor Bridge open?")
     assert answer.text.startswith(EXTRACTIVE_LABEL) and "1932" in answer.citations[0].quote
+
+
+def test_a_part_the_model_leaves_out_is_answered_in_the_documents_words(make):
+    from rag import EXTRACTIVE_LABEL
+
+    question = "When did the Kestrel Harbor Bridge open, and who was its chief engineer?"
+    assistant, _ = make("The Kestrel Harbor Bridge opened in 1932 [1].")
+    answer = assistant.ask(question)
+    assert answer.text.startswith("The Kestrel Harbor Bridge opened in 1932 [1].")
+    assert f"{EXTRACTIVE_LABEL} \u201c" in answer.text
+    assert "Margit Oduya" in answer.citations[-1].quote
+    assistant, _ = make("The Kestrel Harbor Bridge opened in 1932 [1].", complete=False)
+    assert assistant.ask(question).text == "The Kestrel Harbor Bridge opened in 1932 [1]."

@@ -31,6 +31,8 @@ from .conftest import FakeLLM
      ["Is Felix Amundsen a Larkspur historian?"]),
     ("What did Felix Amundsen say about the cost?",  # checked for misattribution only
      ["Did Felix Amundsen say anything about the cost?"]),
+    ("How did the crew's loss of funding stop the painting?",  # read, never put to the model
+     ["Did the crew's loss of funding stop the painting?"]),
     # no assumption to check
     ("When did the bridge open?", []),
     ("How many painters maintain the bridge?", []),
@@ -264,6 +266,15 @@ def test_a_closest_sentence_that_denies_the_assumption_needs_no_model(tunnel_che
     assert verdict.why == "they say “cannot finish”"
     assert "cannot finish" in verdict.evidence[0][0].text[verdict.evidence[0][1].start:
                                                           verdict.evidence[0][1].end]
+
+
+def test_the_assumption_of_a_how_question_is_read_and_never_put_to_the_model(tunnel_check):
+    check, passages, verifier = tunnel_check
+    [false] = presuppositions("How can the painters finish the tunnel's murals before 2030?")
+    verdict = check(false, passages)
+    assert verdict is not None and not verdict.holds and verdict.why == "they say “cannot finish”"
+    [true] = presuppositions("How will the tunnel halve commuting times?")
+    assert check(true, passages) is None and verifier.calls == []
 
 
 def test_an_assumed_figure_the_closest_sentences_give_otherwise_needs_no_model(tunnel_check):

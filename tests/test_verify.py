@@ -269,6 +269,20 @@ def test_a_sentence_that_says_the_opposite_of_its_quote_is_never_shown(embedding
     ("Did the bridge not open in 1950?", "The bridge did not open in 1950.", False),
     ("Does the deal cover aircraft?", "The deal covers not only aircraft but also training.",
      False),
+    # the claim negates what the sentence asserts
+    ("Is the strategy essentially risk-free?", "The strategy is not without significant risks.",
+     True),
+    ("Does the plan come without risks?", "The plan carries significant risks.", True),
+    ("Does the plan come without risks?", "The plan carries no risks.", False),
+    ("Did the bridge not open in 1950?", "The bridge opened in 1950.", True),
+    ("Doesn't Margit allow visitors?", "Margit welcomes visitors.", False),
+    # everyday antonyms
+    ("Did the rebels' loss of power open the door?",
+     "With the rebels' consolidation of power, the door opened.", True),
+    ("Will the network be fully running within a year?",
+     "The year will see the gradual rollout of the network.", True),
+    ("Is the security side uncontroversial?", "The security side remains a sensitive area.",
+     True),
 ])
 def test_a_denial_in_the_claims_own_words(claim, sentence, denies):
     from rag.grounding.polarity import denial
@@ -297,3 +311,56 @@ def test_the_count_a_question_asks_for_is_its_frame_not_a_figure_to_support(chec
     assert asked.sentences
     unasked = checker.check(claim, port, question="What could delay the repaint?")
     assert not unasked.sentences and "2" in unasked.dropped[0][1]  # a count of its own
+
+
+# -- completing a kept answer with the documents' own words (grounding/complete.py) -------------
+FERRY_PASSAGE = ("The ferry company sold its last boat in 1951. Its chief pilot, Ivo Lind, "
+                 "later ran the harbor museum.")
+
+
+def _three_passages():
+    return passages() + [Passage("c3", "ferry.md", 0, len(FERRY_PASSAGE), FERRY_PASSAGE)]
+
+
+def test_an_answer_takes_up_a_part_when_it_holds_its_names_and_most_words():
+    from rag.grounding.complete import answered
+
+    said = "The bridge cost 6.25 million pounds [2]."
+    assert answered("How much did the bridge cost?", said)
+    assert not answered("Who was the chief engineer?", said)
+    assert not answered("What did Margit Oduya design?", "She designed two railway viaducts.")
+
+
+def test_the_part_an_answer_leaves_out_is_added_verbatim(checker, embeddings):
+    from rag.grounding.complete import missing
+
+    ctx = _three_passages()
+    parts = ["When did the bridge open?", "Who was its chief engineer?"]
+    checked = checker.check("The bridge opened to traffic in 1932 [1].", ctx,
+                            question="When did the bridge open, and who was its chief engineer?")
+    assert checked.sentences
+    added = missing(parts, [embeddings.encode_query(p) for p in parts], checked, ctx,
+                    checker.quotes)
+    assert [a.sentence for a in added] == [
+        "Its chief engineer was Margit Oduya, who had previously designed two railway viaducts "
+        "in the north."]
+    assert added[0].passage.chunk_id == "c1"
+    # a part the answer takes up, or whose sentence it already cites, adds nothing
+    full = checker.check("The bridge opened to traffic in 1932 [1]. Its chief engineer was "
+                         "Margit Oduya [1].", ctx)
+    assert missing(parts, [embeddings.encode_query(p) for p in parts], full, ctx,
+                   checker.quotes) == []
+
+
+def test_a_summary_is_spread_over_more_passages(checker, embeddings):
+    from rag.grounding.complete import spread
+
+    ctx = _three_passages()
+    question = "Summarize the history of the bridge and the ferry."
+    checked = checker.check("The bridge opened to traffic in 1932 [1].", ctx)
+    added = spread(embeddings.encode_query(question), question, checked, ctx, checker.quotes,
+                   want=3)
+    assert {a.passage.chunk_id for a in added} == {"c2", "c3"}
+    assert all(a.span.is_sentence for a in added)
+    assert spread(embeddings.encode_query(question), question, checked, ctx, checker.quotes,
+                  want=1) == []

@@ -39,13 +39,10 @@ class AnswersQuestion:
         return said is not None and said.startswith("yes")
 
 
-def extract(question: str, question_vector: np.ndarray, passages: list[Passage],
-            quotes: QuoteIndexer, answers: Callable[[str, str], bool], top: int = 3,
-            keep: int = 2, min_similarity: float = 0.57,
-            fits: Callable[[str], bool] = lambda sentence: True) -> list[Support]:
-    """Up to ``keep`` whole sentences of ``passages`` that answer ``question``: of the ``top``
-    closest to it that ``fits`` (a 'When…?' question: sentences giving a time), those at least
-    ``min_similarity`` close that ``answers`` accepts, closest first."""
+def ranked(question_vector: np.ndarray, passages: list[Passage], quotes: QuoteIndexer,
+           fits: Callable[[str], bool] = lambda sentence: True) -> list[Support]:
+    """Every whole sentence of ``passages`` that ``fits`` and is no planted instruction, as a
+    ``Support`` scored by its cosine to the question, closest first."""
     candidates: list[Support] = []
     for passage in passages:
         index = quotes(passage)
@@ -59,8 +56,18 @@ def extract(question: str, question_vector: np.ndarray, passages: list[Passage],
             if not is_instruction(sentence) and fits(sentence):
                 candidates.append(Support(passage, span, float(sim)))
     candidates.sort(key=lambda s: -s.score)
+    return candidates
+
+
+def extract(question: str, question_vector: np.ndarray, passages: list[Passage],
+            quotes: QuoteIndexer, answers: Callable[[str, str], bool], top: int = 3,
+            keep: int = 2, min_similarity: float = 0.57,
+            fits: Callable[[str], bool] = lambda sentence: True) -> list[Support]:
+    """Up to ``keep`` whole sentences of ``passages`` that answer ``question``: of the ``top``
+    closest to it that ``fits`` (a 'When…?' question: sentences giving a time), those at least
+    ``min_similarity`` close that ``answers`` accepts, closest first."""
     out: list[Support] = []
-    for support in candidates[:top]:
+    for support in ranked(question_vector, passages, quotes, fits)[:top]:
         if support.score < min_similarity:
             break
         if answers(question, support.sentence):
@@ -68,4 +75,3 @@ def extract(question: str, question_vector: np.ndarray, passages: list[Passage],
             if len(out) == keep:
                 break
     return out
-

@@ -9,11 +9,15 @@ readings, each needing the claim's word to stand un-negated in the claim:
     of the claim's content words (at most one other word between);
   * the claim's word with a negative prefix in the sentence ('certain' / 'uncertain',
     'likely' / 'unlikely', 'ability' / 'inability'), or the other way round;
-  * a pair of everyday antonyms, one on each side (growing / shrinking, eager / reluctant).
+  * a pair of everyday antonyms, one on each side (growing / shrinking, eager / reluctant);
+  * the other way round, a word the claim negates ("risk-free", "without risks") that the
+    sentence asserts ("not without significant risks": a negated negation asserts).
 Only meant for a sentence already found to be about the claim (the caller's closest sentence).
 """
 
 from __future__ import annotations
+
+import re
 
 from ..text import STOPWORDS, words
 
@@ -37,7 +41,9 @@ _ANTONYMS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("easy", "easier"), ("difficult", "harder")), (("cheap-",), ("expensive", "costly")),
     (("positive",), ("negative",)), (("benefit-",), ("harm", "harms", "harmed", "harmful")),
     (("improv-",), ("worsen-", "deteriorat-")), (("remov-",), ("introduc-",)),
-    (("welcom-",), ("resist-",)),
+    (("welcom-",), ("resist-",)), (("consolidat-",), ("loss", "lost", "lose", "loses", "losing")),
+    (("full", "fully", "complete", "completely", "immediate-"), ("gradual-", "partial-")),
+    (("uncontroversial", "harmless"), ("sensitive", "controversial", "contentious")),
 ]
 
 
@@ -59,6 +65,24 @@ def _negated(tokens: list[str], i: int) -> str:
         if j >= 0 and _negator(tokens[j]):
             return "" if j >= 1 and _negator(tokens[j - 1]) else tokens[j]
     return ""
+
+
+def _same_stem(a: str, b: str) -> bool:
+    """'risk' / 'risks', 'deposit' / 'deposits': one word, or one a short extension of the
+    other (both at least four letters)."""
+    short, long = sorted((a, b), key=len)
+    return a == b or (len(short) >= 4 and long.startswith(short) and len(long) - len(short) <= 2)
+
+
+def _claim_negates(claim: str, tokens: list[str]) -> set[str]:
+    """The content words the claim negates: 'risk' in 'risk-free', 'risks' in 'without risks'
+    (right after the negator, which is not itself negated; no name: 'Doesn't Tajikistan allow
+    …' does not negate Tajikistan)."""
+    names = {w.lower() for w in re.findall(r"\b[A-Z][\w'’-]*", claim)}
+    free = {m.group(1).lower() for m in re.finditer(r"(\w+)-free\b", claim)}
+    return free | {w for i, w in enumerate(tokens)
+                   if i >= 1 and _negator(tokens[i - 1]) and w not in STOPWORDS and len(w) > 2
+                   and w not in names and not (i >= 2 and _negator(tokens[i - 2]))}
 
 
 def _asserted(tokens: list[str]) -> set[str]:
@@ -97,4 +121,9 @@ def denial(claim: str, sentence: str) -> str:
             if mine and theirs and not any(_is(w, one) for w in said) \
                     and not any(_is(w, other) for w in claimed):
                 return theirs[0]
+    # 4. "risk-free" against "not without significant risks"
+    negated = _claim_negates(claim, claimed)
+    for i, w in enumerate(said):
+        if any(_same_stem(w, n) for n in negated) and not _negated(said, i):
+            return w
     return ""

@@ -8,8 +8,10 @@ as the yes/no question it presupposes ("Is Tajikistan so eager to host ...?"), t
 closest sentences are found, and the language model is asked whether they say yes. A no makes the
 answer a correction: what the documents say instead, quoted verbatim and cited.
 
-Three question forms carry such an assumption here:
+Four question forms carry such an assumption here:
   * "Why AUX X?" presupposes "AUX X?" ("Why did Tajikistan choose Airbus ...?" -> "Did ...?");
+  * "How AUX X?" too ("How did the Taliban's loss of power open the door ...?"), checked by
+    the readings below only, never by the model;
   * a person placed at an organisation ("Almas Miriev of the Atlantic Council", "Georgetown
     scholar Emily Harding") presupposes "Is the person at the organisation?";
   * "What did <person> say about X?" presupposes that the person said what the documents say
@@ -41,6 +43,9 @@ from .quotes import QuoteIndexer, QuoteSpan
 _AUX = (r"is|are|was|were|has|have|had|does|do|did|will|would|can|could|should|must|might|"
         r"may")
 _WHY = re.compile(rf"^\W*(?:(?:so|and|but|then|briefly|exactly),?\s+)*why\s+(?P<aux>{_AUX})\s+"
+                  r"(?P<rest>.+?)[\s?.!]*$", re.I | re.S)
+# "How did the Taliban's loss of power open the door …?" presupposes "Did … open the door?"
+_HOW = re.compile(rf"^\W*(?:(?:so|and|but|then|briefly|exactly),?\s+)*how\s+(?P<aux>{_AUX})\s+"
                   r"(?P<rest>.+?)[\s?.!]*$", re.I | re.S)
 _ACCORDING = re.compile(r",?\s*\b(?:according to|in the view of|as (?:stated|said) in)\s+(?:the|"
                         r"this)\s+(?:article|documents?|text|report|passages?|sources?)\b\s*,?",
@@ -92,7 +97,10 @@ class Premise:
     question: str
     person: str = ""
     org: str = ""
-    ask_model: bool = True  # False: only the lexical readings (misattribution)
+    ask_model: bool = True  # False: only the lexical readings
+    # with ``ask_model`` False: the misattribution reading only, or (``lexical``) also a figure
+    # the documents give otherwise and a denial in the premise's own words
+    lexical: bool = False
 
 
 def _surname(name: str) -> str:
@@ -109,6 +117,11 @@ def presuppositions(question: str) -> list[Premise]:
     if m := _WHY.match(_ACCORDING.sub("", question)):
         rest = _SECOND_PART.sub("", m["rest"]).strip(" ,")
         out.append(Premise(f"{m['aux'].capitalize()} {rest}?"))
+    elif m := _HOW.match(_ACCORDING.sub("", question)):
+        # read only, never put to the model: most "how" questions assume what is true, and
+        # the model's no was measured on "why" questions alone
+        rest = _SECOND_PART.sub("", m["rest"]).strip(" ,")
+        out.append(Premise(f"{m['aux'].capitalize()} {rest}?", ask_model=False, lexical=True))
     for m in _PERSON_OF.finditer(question):
         if m["org"].startswith("the ") or _INSTITUTION.search(m["org"]):
             out.append(Premise(f"Is {m['person']} {m['prep']} {m['org']}?", m["person"],
@@ -221,7 +234,8 @@ class PremiseCheck:
         named nowhere, or the model unavailable): the question is then answered as usual."""
         if premise.person:
             return self._affiliation(premise, passages)
-        if (verdict := self._misattributed(premise, passages)) or not premise.ask_model:
+        if (verdict := self._misattributed(premise, passages)) or not (premise.ask_model
+                                                                      or premise.lexical):
             return verdict
         evidence = self.evidence(premise.question, passages)
         if not evidence:
@@ -234,6 +248,8 @@ class PremiseCheck:
             if said := denial(premise.question, p.text[s.start:s.end]):
                 return Verdict(premise, [evidence[i]] + evidence[:i] + evidence[i + 1:], False,
                                f"they say “{said}”")
+        if not premise.ask_model:
+            return None
         quoted = " ".join(f"“{fenced(p.text[s.start:s.end])}”" for p, s in evidence)
         said = reply(self.llm, INSTRUCTION, f"Quotations: {quoted}\nQuestion: "
                                             f"{fenced(premise.question)}\nDo the quotations "

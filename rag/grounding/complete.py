@@ -1,0 +1,106 @@
+"""Completing a checked answer with the documents' own words.
+
+The 1.5B model answers one part of a two-part question, or paraphrases a sentence and leaves out
+what was asked (the unit of a figure, an expert's affiliation), and its summaries cite one or two
+passages. Two steps add whole source sentences, verbatim and cited, after the checker:
+
+- ``missing``: for each part of the question the answer does not take up (a name or figure of
+  the part, or most of its content words, missing from the kept sentences), the sentence closest
+  to the part (by meaning, and by the part's own words: "Coca-Cola" should find the Coca-Cola
+  sentence), unless the answer cites it already or it scores under ``min_score`` (on the dev
+  split, the sentences under 0.5 added for a part were unrelated to it). No model call: the
+  1.5B, asked whether a sentence answers a part, says yes to "Critical minerals represent a core
+  element of this strategy" for "What are the critical minerals used for?" and no to the
+  Coca-Cola sentence that does answer its part.
+- ``spread``: a summary citing fewer than ``want`` passages gets, from the passages it does not
+  cite, their sentences closest to the question, until it cites ``want``. No model call: every
+  sentence is quoted, and a summary's sentences answer it by being its main points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..text import content_words, known_word
+from ..types import Passage
+from .checker import Checked, Support
+from .claims import facts, terms
+from .extractive import ranked
+from .quotes import QuoteIndexer
+
+# how much the share of the part's content words found in a sentence adds to its cosine
+LEXICAL_WEIGHT = 0.3
+
+
+def closest(part: str, part_vector: np.ndarray, passages: list[Passage], quotes: QuoteIndexer,
+            fits: Callable[[str], bool] = lambda sentence: True) -> list[Support]:
+    """The sentences of ``passages`` that ``fits``, closest to ``part`` first: cosine plus
+    ``LEXICAL_WEIGHT`` times the share of the part's content words the sentence holds."""
+    words = set(content_words(part))
+    out = []
+    for s in ranked(part_vector, passages, quotes, fits):
+        have = terms(s.sentence)
+        share = sum(known_word(w, have) for w in words) / len(words) if words else 0.0
+        out.append(Support(s.passage, s.span, s.score + LEXICAL_WEIGHT * share))
+    out.sort(key=lambda s: -s.score)
+    return out
+
+
+def cites(checked: Checked, support: Support) -> bool:
+    """Whether a kept sentence of ``checked`` already quotes from ``support``'s sentence."""
+    span = support.span
+    return any(s.passage.chunk_id == support.passage.chunk_id
+               and s.span.sentence_start < span.sentence_end
+               and span.sentence_start < s.span.sentence_end
+               for _, supports in checked.sentences for s in supports)
+
+
+def answered(part: str, said: str, min_share: float = 0.5) -> bool:
+    """Whether the answer's kept text ``said`` takes up ``part``: it holds every name and
+    figure of the part and at least ``min_share`` of its content words."""
+    have = terms(said)
+    if any(not known_word(f, have) for f in facts(part)):
+        return False
+    words = set(content_words(part))
+    return not words or sum(known_word(w, have) for w in words) / len(words) >= min_share
+
+
+def missing(parts: list[str], vectors: list[np.ndarray], checked: Checked,
+            passages: list[Passage], quotes: QuoteIndexer,
+            fits: Callable[[str, str], bool] = lambda part, sentence: True,
+            min_score: float = 0.5) -> list[Support]:
+    """For each part (``vectors``: their embeddings) the answer does not take up, its closest
+    sentence (that ``fits(part, sentence)``: the answer type it asks for) if it scores at least
+    ``min_score`` (``closest``), unless the answer cites that sentence already."""
+    said = " ".join(text for text, _ in checked.sentences)
+    out: list[Support] = []
+    for part, vector in zip(parts, vectors, strict=True):
+        if answered(part, said):
+            continue
+        best = closest(part, vector, passages, quotes, lambda s, p=part: fits(p, s))[:1]
+        if best and best[0].score >= min_score and not cites(checked, best[0]) \
+                and not any(_same(best[0], o) for o in out):
+            out.append(best[0].whole_sentence())
+    return out
+
+
+def spread(question_vector: np.ndarray, question: str, checked: Checked,
+           passages: list[Passage], quotes: QuoteIndexer, want: int = 3) -> list[Support]:
+    """Sentences closest to the question from passages the answer does not cite, one per
+    passage, until it cites ``want`` passages."""
+    cited = {s.passage.chunk_id for _, supports in checked.sentences for s in supports}
+    out: list[Support] = []
+    for support in closest(question, question_vector, passages, quotes):
+        if len(cited) >= want:
+            break
+        if support.passage.chunk_id not in cited:
+            cited.add(support.passage.chunk_id)
+            out.append(support.whole_sentence())
+    return out
+
+
+def _same(a: Support, b: Support) -> bool:
+    return (a.passage.chunk_id, a.span.sentence_start) == (b.passage.chunk_id,
+                                                           b.span.sentence_start)
