@@ -42,11 +42,17 @@ from .quotes import QuoteIndexer, QuoteSpan
 
 _AUX = (r"is|are|was|were|has|have|had|does|do|did|will|would|can|could|should|must|might|"
         r"may")
-_WHY = re.compile(rf"^\W*(?:(?:so|and|but|then|briefly|exactly),?\s+)*why\s+(?P<aux>{_AUX})\s+"
-                  r"(?P<rest>.+?)[\s?.!]*$", re.I | re.S)
+
+
+def _opening(word: str) -> re.Pattern[str]:
+    """'<word> AUX rest?', after leading 'so', 'and', 'briefly' …"""
+    return re.compile(rf"^\W*(?:(?:so|and|but|then|briefly|exactly),?\s+)*{word}\s+"
+                      rf"(?P<aux>{_AUX})\s+(?P<rest>.+?)[\s?.!]*$", re.I | re.S)
+
+
+_WHY = _opening("why")
 # "How did the Taliban's loss of power open the door …?" presupposes "Did … open the door?"
-_HOW = re.compile(rf"^\W*(?:(?:so|and|but|then|briefly|exactly),?\s+)*how\s+(?P<aux>{_AUX})\s+"
-                  r"(?P<rest>.+?)[\s?.!]*$", re.I | re.S)
+_HOW = _opening("how")
 _ACCORDING = re.compile(r",?\s*\b(?:according to|in the view of|as (?:stated|said) in)\s+(?:the|"
                         r"this)\s+(?:article|documents?|text|report|passages?|sources?)\b\s*,?",
                         re.I)
@@ -97,9 +103,9 @@ class Premise:
     question: str
     person: str = ""
     org: str = ""
-    ask_model: bool = True  # False: only the lexical readings
-    # with ``ask_model`` False: the misattribution reading only, or (``lexical``) also a figure
-    # the documents give otherwise and a denial in the premise's own words
+    # False: never put to the model; then only the misattribution reading, or, with ``lexical``,
+    # also a figure the documents give otherwise and a denial in the premise's own words
+    ask_model: bool = True
     lexical: bool = False
 
 
