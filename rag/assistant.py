@@ -453,7 +453,7 @@ class Assistant:
         s = self.settings
         if not s.complete:
             return checked
-        added: list[Support] = []
+        added: list[Support]
         if overview and s.summary_passages > 0:
             added = spread(self.embeddings.encode_query(question), question, checked, context,
                            self.checker.quotes, s.summary_passages)
