@@ -22,6 +22,7 @@ from .store import (
     ChunkStore,
     VectorStore,
     build_aside,
+    disk_space_errors,
     make_store,
     now_iso,
     remove_leftovers,
@@ -93,7 +94,7 @@ def ingest(paths: list[Path] | None = None, settings: Settings | None = None,
     paths = [Path(p) for p in (paths or [settings.corpus_dir])]
     t0 = time.perf_counter()
     report = IngestReport()
-    with ingest_lock(settings, patience=0.5):
+    with disk_space_errors(settings.store_dir), ingest_lock(settings, patience=0.5):
         aside: ChunkStore | None = None
         if store is None:
             remove_leftovers(settings)  # of an interrupted rebuild

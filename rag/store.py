@@ -23,6 +23,7 @@ drops, whatever happens, results whose chunk is gone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -60,6 +61,35 @@ REBUILD = "run `rag ingest --rebuild`"
 
 class StoreError(Exception):
     """The vector store cannot be used as it is; the message names the fix."""
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it was raised from, says the disk is full (an OSError
+    ENOSPC, or sqlite's "database or disk is full", which Chroma passes on as text)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if re.search(r"disk is full|no space left on device", str(seen), re.IGNORECASE):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@contextlib.contextmanager
+def disk_space_errors(where: Path) -> Iterator[None]:
+    """Turn a full disk met while writing under ``where`` into a StoreError that says so
+    (rather than calling the index damaged, or a traceback)."""
+    try:
+        yield
+    except Exception as exc:
+        if not disk_full(exc):
+            raise
+        existing = next((p for p in (where, *where.parents) if p.exists()), Path("/"))
+        free = shutil.disk_usage(existing).free / 2**20
+        raise StoreError(f"the disk holding {where} is full ({free:.0f} MB free): free some "
+                         "space, then run `rag ingest` again (it picks up where this run "
+                         "stopped)") from exc
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,12 @@ fi
 step() { printf '\n==> %s\n' "$*"; }
 fail() { printf '\nSET-UP FAILED: %s\n' "$*" >&2; exit 1; }
 
+# a fresh .venv with torch plus the assembled models takes about 6 GB
+need_mb=7000; [ -x "$VENV/bin/python" ] && need_mb=2000
+free_mb=$(df -Pm . | awk 'NR==2 {print $4}')
+[ "$free_mb" -ge "$need_mb" ] || fail "only $free_mb MB free on the disk of $PWD; set-up \
+needs about $need_mb MB (the .venv with torch, the models). Free some space and run it again."
+
 if [ ! -x "$VENV/bin/python" ]; then
   step "Creating $VENV with $("$PY" --version)"
   "$PY" -m venv "$VENV"

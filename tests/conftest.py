@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,19 @@ FIXTURES = Path(__file__).parent / "fixtures" / "corpus"
 PROJECT = Path(__file__).resolve().parent.parent
 ARTICLE = PROJECT / "corpus" / "us-policy-in-tajikistan.txt"
 OUTPUT = PROJECT / "test-output"
+
+
+MIN_FREE_MB = 2000  # a full run writes about 1.2 GB of indexes and logs under the temp folder
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop at once, with one clear line, on a disk too full for the run: otherwise hundreds of
+    tests fail at set-up with errors that look like damaged indexes."""
+    for where in {Path(tempfile.gettempdir()), PROJECT}:
+        free = shutil.disk_usage(where).free // 2**20
+        if free < MIN_FREE_MB:
+            pytest.exit(f"only {free} MB free on the disk of {where}; the tests need about "
+                        f"{MIN_FREE_MB} MB: free some space and run them again", returncode=1)
 
 
 @pytest.fixture(scope="session")

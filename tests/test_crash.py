@@ -60,7 +60,8 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict, float
     settings = Settings.load(corpus_dir=_big_corpus(root / "corpus"), store_dir=root / "fresh")
     cmd, env = _ingest_cmd(settings)
     t0 = time.monotonic()
-    subprocess.run(cmd, env=env, cwd=PROJECT, check=True, capture_output=True, timeout=600)
+    done = subprocess.run(cmd, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
     return settings, _snapshot(settings), time.monotonic() - t0
 
 

@@ -282,3 +282,49 @@ def test_ingest_shows_progress_per_file(settings, embeddings, capsys):
     err = capsys.readouterr().err
     assert "Reading" in err and "2/2" in err  # a bar over the files, named as they are read
     assert "ferry.txt" in err or "harbor-bridge.md" in err
+
+
+def test_a_full_disk_is_named_as_such_not_as_a_damaged_index():
+    import errno
+
+    from rag.store import disk_full
+
+    assert disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert disk_full(sqlite3.OperationalError("database or disk is full"))
+    try:  # chained, the way the store wraps what Chroma raises
+        try:
+            raise sqlite3.OperationalError("database or disk is full")
+        except sqlite3.OperationalError as exc:
+            raise StoreError("the index is damaged") from exc
+    except StoreError as wrapped:
+        assert disk_full(wrapped)
+    assert not disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert not disk_full(sqlite3.DatabaseError("file is not a database"))
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 200 kB filesystem (tmpfs), too small for the fixture corpus's index."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(where)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)  # lazy: Chroma keeps files open
+
+
+def test_ingest_on_a_full_disk_says_so_and_a_rerun_with_space_completes(settings, embeddings,
+                                                                         tiny_disk):
+    small = Settings.load(corpus_dir=settings.corpus_dir, store_dir=tiny_disk / "store",
+                          model_dir=settings.model_dir)
+    for _ in range(2):  # the first run, and a second one on the half-written index
+        with pytest.raises(StoreError, match=r"disk holding .* is full .* run `rag ingest` again"):
+            ingest(settings=small, embeddings=embeddings, progress=False)
+    subprocess.run(["mount", "-o", "remount,size=60m", str(tiny_disk)], check=True)
+    report = ingest(settings=small, embeddings=embeddings, progress=False)
+    fresh = ingest(settings=settings, embeddings=embeddings, progress=False)
+    assert report.chunks == fresh.chunks
+    assert ({(c.id, c.text) for c in make_store(small).all_chunks()}
+            == {(c.id, c.text) for c in make_store(settings).all_chunks()})
