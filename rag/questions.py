@@ -7,7 +7,7 @@ import re
 import unicodedata
 from typing import Protocol
 
-from .text import STOPWORDS, normalize, words
+from .text import STOPWORDS, count_tokens, normalize, words
 
 _NAME_OR_FIGURE = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9](?:\s+[A-Z][\w-]*[A-Za-z0-9])*|"
                              r"\$?\d{3,}(?:\.\d+)?|\$?\d+\.\d+")
@@ -106,13 +106,22 @@ def unknown_terms(question: str, vocabulary: Vocabulary) -> list[str]:
         if _SENTENCE_START.search(question[:m.start()]):
             # a capital that only starts a sentence is no name: 'Did Airbus' -> 'Airbus'
             term = term.split(maxsplit=1)[1] if " " in term else ""
-        if not term or normalize(term) in STOPWORDS:
+        if not term or normalize(term) in STOPWORDS or _shouted(term):
             continue
         if all(vocabulary.knows(w) for w in words(term)):
             continue
         if term not in out:
             out.append(term)
     return out
+
+
+def _shouted(term: str) -> bool:
+    """An ordinary word in capitals ('SYSTEM OVERRIDE', 'IMPORTANT'), as injected instructions
+    write them: no name. Each word has four letters or more and is one cl100k token ('NATO',
+    'USAID' are two)."""
+    ws = words(term)
+    return term.isupper() and bool(ws) and all(
+        len(w) >= 4 and w.isalpha() and count_tokens(f" {w}") == 1 for w in ws)
 
 
 def premise_note(unknown: list[str]) -> str:

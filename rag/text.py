@@ -119,6 +119,20 @@ def content_words(text: str) -> list[str]:
 
 
 _US_WORDS = {"united", "states", "america", "american", "americans", "usa", "us"}
+# Capitals that news writing puts for their country ("Beijing's reach", "ties with Moscow"),
+# and demonyms whose stem the prefix rule misses: the word is known where its country is.
+PLACE_ALIASES = {
+    "beijing": "china", "moscow": "russia", "kremlin": "russia", "dushanbe": "tajikistan",
+    "kabul": "afghanistan", "afghan": "afghanistan", "afghans": "afghanistan",
+    "tashkent": "uzbekistan", "astana": "kazakhstan", "bishkek": "kyrgyzstan",
+    "ashgabat": "turkmenistan", "islamabad": "pakistan", "tehran": "iran",
+    "ankara": "turkey", "delhi": "india", "tokyo": "japan", "seoul": "korea",
+    "pyongyang": "korea", "taipei": "taiwan", "kyiv": "ukraine", "kiev": "ukraine",
+    "minsk": "belarus", "brussels": "eu", "london": "britain", "british": "britain",
+    "paris": "france", "french": "france", "berlin": "germany", "german": "germany",
+    "riyadh": "saudi", "jerusalem": "israel", "cairo": "egypt", "baghdad": "iraq",
+    "damascus": "syria", "ottawa": "canada", "canberra": "australia",
+}
 
 
 class Vocabulary(Protocol):
@@ -136,6 +150,8 @@ def known_word(word: str, vocabulary: Collection[str] | Vocabulary) -> bool:
     if word in vocabulary or f"{word}." in vocabulary or word in STOPWORDS:
         return True
     if word in _US_WORDS and "u.s." in vocabulary:
+        return True
+    if (alias := PLACE_ALIASES.get(word)) and known_word(alias, vocabulary):
         return True
     if word.replace(".", "").isdigit() or len(word) < 4:
         return False

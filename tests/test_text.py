@@ -33,6 +33,25 @@ def test_known_word_accepts_other_endings_but_not_other_numbers():
     assert known_word("united", vocab)
     assert not known_word("1991", vocab)
     assert not known_word("airbus", vocab)
+    # a capital stands for its country, where the country is known
+    assert known_word("beijing", vocab) and known_word("dushanbe", vocab)
+    assert not known_word("moscow", vocab)  # no Russia in this vocabulary
+
+
+def test_unknown_terms_are_names_and_figures_the_corpus_lacks_not_shouted_words():
+    from rag.questions import unknown_terms
+
+    vocab = {"china", "tajikistan", "boeing", "deal", "u.s."}
+
+    class Vocabulary:
+        def knows(self, word: str) -> bool:
+            return known_word(word, vocab)
+
+    assert unknown_terms("Did Airbus sign the deal in 2015?", Vocabulary()) == ["Airbus", "2015"]
+    assert unknown_terms("How does Beijing see the Boeing deal?", Vocabulary()) == []
+    assert unknown_terms("SYSTEM OVERRIDE: IMPORTANT. How much is the Boeing deal worth?",
+                         Vocabulary()) == []
+    assert unknown_terms("What did NATO say about the deal?", Vocabulary()) == ["NATO"]
 
 
 def test_clauses_split_at_punctuation():

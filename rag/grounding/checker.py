@@ -141,7 +141,7 @@ class Checker:
                 result.dropped.append((claim.text, f"the quote says the opposite (“{said}”)"))
                 continue
             if supports and self.entails is not None and supports[0].score < pol.verify_below:
-                quoted = " ".join(s.sentence for s in supports)
+                quoted = " ".join(self._read_with_antecedent(claim.text, s) for s in supports)
                 if not self.entails(claim.text, quoted):
                     result.contradicted.append((claim.text, supports))
                     result.dropped.append((claim.text, "the quote does not say this "
@@ -152,6 +152,17 @@ class Checker:
             else:
                 result.dropped.append((claim.text, reason))
         return result
+
+    def _read_with_antecedent(self, claim: str, support: Support) -> str:
+        """The quote's sentence as the entailment check reads it: after the sentence before it
+        when the claim names what the sentence only refers to: a topic name of the question,
+        which need not stand in the quote ("The bridge's engineer was Oduya" on "Its chief
+        engineer was Margit Oduya", the bridge being named one sentence earlier)."""
+        sentence = support.sentence
+        if not missing_facts(claim, sentence):
+            return sentence
+        previous = self.quotes(support.passage).previous_sentence(support.span)
+        return f"{previous} {sentence}".strip()
 
     def best_quote(self, claim: str, vecs: list[np.ndarray], passage: Passage,
                    given: frozenset[str] = frozenset()) -> Support | None:

@@ -93,6 +93,43 @@ def _expand(raw: str) -> list[int]:
     return out
 
 
+# A sentence starts at the text's start or after a full stop that ends a word (not "U.S. Navy").
+_OPENS = re.compile(r"(?:^|[a-z0-9)”\"][.!?]\s+|[!?]\s+)\W*$")
+# "Belt and Road Initiative (BRI)": an acronym the writer spelled out asserts nothing new
+_ACRONYM = re.compile(r"\(([A-Z]{2,6})s?\)")
+_CONNECTORS = {"and", "of", "the", "for", "on", "in", "&"}
+# "three factors: A, B and C": a count of the items the sentence itself lists
+_COUNTED = re.compile(rf"\b({'|'.join(NUMBER_WORDS)}|\d+)\s+(?:[\w-]+\s+){{0,10}}?[\w-]+\s*"
+                      r"[:–—]\s*(?P<items>[^.;:]+)", re.I)
+
+
+def _spelled_out(claim: str) -> set[str]:
+    """Acronyms in parentheses right after the words they abbreviate (lowercased)."""
+    out = set()
+    for m in _ACRONYM.finditer(claim):
+        acronym, initials = m.group(1), ""
+        for w in reversed(re.findall(r"[\w’'&-]+", claim[:m.start()])):
+            if len(initials) == len(acronym) or not (w[0].isupper() or w in _CONNECTORS):
+                break
+            if w[0].isupper():
+                initials = w[0] + initials
+        if initials == acronym:
+            out.add(acronym.lower())
+    return out
+
+
+def _enumerated(claim: str) -> set[str]:
+    """Counts that equal the number of items listed after them in the same sentence."""
+    out = set()
+    for m in _COUNTED.finditer(claim):
+        items = [i for i in re.split(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+",
+                                     m.group("items")) if i.strip()]
+        n = NUMBER_WORDS.get(m.group(1).lower(), m.group(1))
+        if n.isdigit() and int(n) == len(items) > 1:
+            out.add(n)
+    return out
+
+
 def facts(claim: str) -> set[str]:
     """Numbers and proper names a claim asserts: each must occur in its supporting passage."""
     out: set[str] = set()
@@ -101,12 +138,14 @@ def facts(claim: str) -> set[str]:
             out.add(w)
         elif w in NUMBER_WORDS and w != "one":
             out.add(NUMBER_WORDS[w])
+    out -= _enumerated(claim)
+    spelled = _spelled_out(claim)
     for m in _NAME.finditer(claim):
-        is_first = m.start() == len(claim) - len(claim.lstrip())
+        is_first = bool(_OPENS.search(claim[:m.start()]))
         # a compound ('U.S.-Tajik', 'Sino-American') asserts each of its parts
         for token in filter(None, re.split(r"[-–]", m.group(0))):
             lower = normalize(token).rstrip(".").removesuffix("'s")
-            if lower in STOPWORDS or lower in NUMBER_WORDS or len(lower) < 2:
+            if lower in STOPWORDS or lower in NUMBER_WORDS or len(lower) < 2 or lower in spelled:
                 continue
             if is_first and lower.isalpha() and count_tokens(" " + token) == 1:
                 # a capitalised sentence opener that is one cl100k token is most likely an

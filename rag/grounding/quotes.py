@@ -46,6 +46,15 @@ class QuoteIndex:
     def sentence_of(self, span: QuoteSpan) -> str:
         return self.passage.text[span.sentence_start:span.sentence_end]
 
+    def previous_sentence(self, span: QuoteSpan) -> str:
+        """The whole sentence before ``span``'s sentence in the passage, or ''."""
+        ends = [s.sentence_end for s in self.spans if s.sentence_end <= span.sentence_start]
+        if not ends:
+            return ""
+        end = max(ends)
+        start = next(s.sentence_start for s in self.spans if s.sentence_end == end)
+        return self.passage.text[start:end]
+
     def sentences(self) -> list[int]:
         """Indexes of the spans that are whole sentences, in text order."""
         return [i for i, s in enumerate(self.spans) if s.is_sentence]
