@@ -31,7 +31,7 @@ from .generation import (
     parts_hint,
 )
 from .grounding import Checked, Checker, QuoteIndexer, Support, SupportPolicy, assemble
-from .grounding.complete import missing, spread
+from .grounding.complete import missing, spread, topical
 from .grounding.conflicts import disagreements, find_conflicts, opposed, with_disagreements
 from .grounding.entailment import Entailment
 from .grounding.extractive import AnswersQuestion, extract
@@ -48,7 +48,9 @@ from .questions import (
     premise_note,
     question_parts,
     read_follow_up,
+    topic_of,
     unknown_terms,
+    wants_short,
 )
 from .retrieval import HybridRetriever, HybridSearcher, to_document
 from .settings import Settings
@@ -454,9 +456,12 @@ class Assistant:
         if not s.complete:
             return checked
         added: list[Support]
-        if overview and s.summary_passages > 0:
+        if overview:
             added = spread(self.embeddings.encode_query(question), question, checked, context,
                            self.checker.quotes, s.summary_passages)
+            if s.summary_sentences > 0 and not wants_short(question):
+                added += topical(self.embeddings.encode_query(topic_of(question)), checked,
+                                 added, context, self.checker.quotes, s.summary_sentences)
         else:
             vectors = [self.embeddings.encode_query(p) for p in parts]
             added = missing(parts, vectors, checked, context, self.checker.quotes,

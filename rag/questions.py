@@ -7,7 +7,7 @@ import re
 import unicodedata
 from typing import Protocol
 
-from .text import STOPWORDS, count_tokens, normalize, words
+from .text import STOPWORDS, content_words, count_tokens, normalize, words
 
 _NAME_OR_FIGURE = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9](?:\s+[A-Z][\w-]*[A-Za-z0-9])*|"
                              r"\$?\d{3,}(?:\.\d+)?|\$?\d+\.\d+")
@@ -46,6 +46,26 @@ def clean_question(question: str, max_chars: int) -> str:
 def is_overview(question: str) -> bool:
     """'Summarise…', 'main point', 'what is the article about': the opening passage leads."""
     return bool(_OVERVIEW.search(question))
+
+
+_FRAME = re.compile(r"\b(summar\w*|(give|provide)( me)? an overview of|overview|gist|briefly|"
+                    r"(main|key) (points?|arguments?|ideas?|messages?|takeaways?)( of)?|"
+                    r"the (article|document|text|piece)(['’]s)?|what does|say about|how does)\b",
+                    re.I)
+_SHORT = re.compile(r"\b(in (one|two|three|a few|\d+) (sentences?|words|lines)|briefly|in brief|"
+                    r"in short|tl;?dr|one[- ]liner?)\b", re.I)
+
+
+def topic_of(question: str) -> str:
+    """An overview question without its framing words: what it is about ("Give an overview of
+    the role China plays" -> "the role China plays"); the question itself if nothing is left."""
+    topic = re.sub(r"\s+", " ", _FRAME.sub(" ", question)).strip(" ?.,")
+    return topic if content_words(topic) else question
+
+
+def wants_short(question: str) -> bool:
+    """The question asks for a short answer ("in two sentences", "briefly")."""
+    return bool(_SHORT.search(question))
 
 
 # What a question asks for, when its form says so: a time ("When…?", "In what year…?"), a count

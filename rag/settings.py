@@ -102,9 +102,12 @@ class Settings:
     extractive: bool = True
     # a kept answer is completed with source sentences, verbatim (grounding/complete.py): for
     # each part of the question the answer does not take up, its closest sentence; a summary,
-    # from further passages until it cites ``summary_passages`` (0: off)
+    # from further passages until it cites ``summary_passages`` (0: off), then the
+    # ``summary_sentences`` sentences closest to its topic that it does not cite yet (0: off;
+    # not when the question asks for a short answer: "in two sentences", "briefly")
     complete: bool = True
     summary_passages: int = 3
+    summary_sentences: int = 4
 
     # generation
     backend: str = "llama"  # "llama" (embedded GGUF) or "openai" (any OpenAI-compatible server)

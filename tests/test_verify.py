@@ -407,3 +407,29 @@ def test_a_summary_is_spread_over_more_passages(checker, embeddings):
     assert all(a.span.is_sentence for a in added)
     assert spread(embeddings.encode_query(question), question, checked, ctx, checker.quotes,
                   want=1) == []
+
+
+def test_a_summary_gets_the_sentences_closest_to_its_topic_that_it_does_not_cite():
+    from rag.questions import topic_of, wants_short
+
+    assert topic_of("Give an overview of the role China plays throughout the article.") == \
+        "the role China plays throughout"
+    assert topic_of("What are the main points of the article?") == \
+        "What are the main points of the article?"  # no topic: the whole article
+    assert wants_short("Summarize the article in two sentences.")
+    assert not wants_short("Summarize the security side of the partnership.")
+
+
+def test_topical_adds_uncited_sentences_closest_to_the_topic_first(checker, embeddings):
+    from rag.grounding.complete import topical
+
+    ctx = _three_passages()
+    checked = checker.check("The bridge opened to traffic in 1932 [1].", ctx)
+    topic = embeddings.encode_query("the engineers and pilots")
+    added = topical(topic, checked, [], ctx, checker.quotes, 2)
+    assert len(added) == 2 and all(a.span.is_sentence for a in added)
+    said = {a.sentence for a in added}
+    assert "The bridge opened to traffic in 1932 after eight years of construction." not in said
+    assert any("Margit Oduya" in s for s in said) and any("Ivo Lind" in s for s in said)
+    assert topical(topic, checked, added, ctx, checker.quotes, 6)  # more, none repeated
+    assert not {a.sentence for a in topical(topic, checked, added, ctx, checker.quotes, 6)} & said

@@ -15,6 +15,9 @@ passages. Two steps add whole source sentences, verbatim and cited, after the ch
 - ``spread``: a summary citing fewer than ``want`` passages gets, from the passages it does not
   cite, their sentences closest to the question, until it cites ``want``. No model call: every
   sentence is quoted, and a summary's sentences answer it by being its main points.
+- ``topical``: then a summary gets the sentences closest to its topic (the question without
+  "summarise", "give an overview of") that it does not cite yet: on the dev split the 1.5B's
+  summaries and the spread left out most required points, which sit in such sentences.
 """
 
 from __future__ import annotations
@@ -98,6 +101,21 @@ def spread(question_vector: np.ndarray, question: str, checked: Checked,
         if support.passage.chunk_id not in cited:
             cited.add(support.passage.chunk_id)
             out.append(support.whole_sentence())
+    return out
+
+
+def topical(topic_vector: np.ndarray, checked: Checked, added: list[Support],
+            passages: list[Passage], quotes: QuoteIndexer, n: int) -> list[Support]:
+    """The ``n`` sentences closest to a summary's topic (cosine) that neither the answer nor
+    ``added`` cites: a summary's points lie in sentences of their own, all over the corpus."""
+    taken = Checked(checked.sentences + [("", [a]) for a in added])
+    out: list[Support] = []
+    for support in ranked(topic_vector, passages, quotes):
+        if len(out) >= n:
+            break
+        if not cites(taken, support):
+            out.append(support.whole_sentence())
+            taken.sentences.append(("", [support]))
     return out
 
 
