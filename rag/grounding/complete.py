@@ -2,7 +2,7 @@
 
 The 1.5B model answers one part of a two-part question, or paraphrases a sentence and leaves out
 what was asked (the unit of a figure, an expert's affiliation), and its summaries cite one or two
-passages. Two steps add whole source sentences, verbatim and cited, after the checker:
+passages. Three steps add whole source sentences, verbatim and cited, after the checker:
 
 - ``missing``: for each part of the question the answer does not take up (a name or figure of
   the part, or most of its content words, missing from the kept sentences), the sentence closest
