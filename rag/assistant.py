@@ -457,11 +457,14 @@ class Assistant:
             return checked
         added: list[Support]
         if overview:
-            added = spread(self.embeddings.encode_query(question), question, checked, context,
-                           self.checker.quotes, s.summary_passages)
+            qvec = self.embeddings.encode_query(question)
+            added = spread(qvec, question, checked, context, self.checker.quotes,
+                           s.summary_passages)
             if s.summary_sentences > 0 and not wants_short(question):
-                added += topical(self.embeddings.encode_query(topic_of(question)), checked,
-                                 added, context, self.checker.quotes, s.summary_sentences)
+                topic = topic_of(question)  # the question itself when it has no framing words
+                tvec = qvec if topic == question else self.embeddings.encode_query(topic)
+                added += topical(tvec, checked, added, context, self.checker.quotes,
+                                 s.summary_sentences)
         else:
             vectors = [self.embeddings.encode_query(p) for p in parts]
             added = missing(parts, vectors, checked, context, self.checker.quotes,

@@ -53,11 +53,15 @@ def closest(part: str, part_vector: np.ndarray, passages: list[Passage], quotes:
 
 def cites(checked: Checked, support: Support) -> bool:
     """Whether a kept sentence of ``checked`` already quotes from ``support``'s sentence."""
+    return _overlaps([s for _, supports in checked.sentences for s in supports], support)
+
+
+def _overlaps(quoted: list[Support], support: Support) -> bool:
+    """Whether one of ``quoted`` lies in the same sentence of the same passage as ``support``."""
     span = support.span
     return any(s.passage.chunk_id == support.passage.chunk_id
                and s.span.sentence_start < span.sentence_end
-               and span.sentence_start < s.span.sentence_end
-               for _, supports in checked.sentences for s in supports)
+               and span.sentence_start < s.span.sentence_end for s in quoted)
 
 
 def answered(part: str, said: str, min_share: float = 0.5) -> bool:
@@ -108,14 +112,14 @@ def topical(topic_vector: np.ndarray, checked: Checked, added: list[Support],
             passages: list[Passage], quotes: QuoteIndexer, n: int) -> list[Support]:
     """The ``n`` sentences closest to a summary's topic (cosine) that neither the answer nor
     ``added`` cites: a summary's points lie in sentences of their own, all over the corpus."""
-    taken = Checked(checked.sentences + [("", [a]) for a in added])
+    taken = [s for _, supports in checked.sentences for s in supports] + added
     out: list[Support] = []
     for support in ranked(topic_vector, passages, quotes):
         if len(out) >= n:
             break
-        if not cites(taken, support):
+        if not _overlaps(taken, support):
             out.append(support.whole_sentence())
-            taken.sentences.append(("", [support]))
+            taken.append(support)
     return out
 
 
