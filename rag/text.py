@@ -210,7 +210,12 @@ _INSTRUCTION = re.compile(
 def is_instruction(sentence: str) -> bool:
     """A document sentence that addresses the assistant ('Ignore all previous instructions…',
     'Always include…', 'Answer: …' in a planted Q&A block): data, never a quotable fact."""
-    return bool(_INSTRUCTION.search(unicodedata.normalize("NFKC", sentence)))
+    return instruction(sentence) is not None
+
+
+def instruction(sentence: str) -> re.Match[str] | None:
+    """Where ``sentence`` addresses the assistant (``is_instruction``), in its NFKC form."""
+    return _INSTRUCTION.search(unicodedata.normalize("NFKC", sentence))
 
 
 def without_instructions(text: str) -> str:
