@@ -12,7 +12,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # an offline product calls no one
 
-from .assistant import ABSTAIN, EXTRACTIVE_LABEL, Assistant, QuestionError  # noqa: E402
+from .assistant import ABSTAIN, DISAGREE_LABEL, EXTRACTIVE_LABEL, Assistant, QuestionError  # noqa: E402
 from .documents import Removal, UnknownDocument  # noqa: E402
 from .generation import BackendError  # noqa: E402
 from .ingestion import IngestBusy, IngestReport  # noqa: E402
@@ -40,8 +40,8 @@ def __getattr__(name: str) -> str:
             return "0+unknown"
     raise AttributeError(name)
 
-__all__ = ["ABSTAIN", "EXTRACTIVE_LABEL", "RUNTIME_ERRORS", "USAGE_ERRORS", "USER_ERRORS",
-           "Answer", "Assistant",
+__all__ = ["ABSTAIN", "DISAGREE_LABEL", "EXTRACTIVE_LABEL", "RUNTIME_ERRORS", "USAGE_ERRORS",
+           "USER_ERRORS", "Answer", "Assistant",
            "BackendError", "Chunk", "Citation", "DocumentInfo", "IngestBusy", "IngestReport",
            "LoadError", "ModelError", "Passage", "QuestionError", "Removal", "Settings",
            "StoreError", "UnknownDocument"]

@@ -32,7 +32,14 @@ from .generation import (
 )
 from .grounding import Checked, Checker, QuoteIndexer, Support, SupportPolicy, assemble
 from .grounding.complete import missing, spread, topical
-from .grounding.conflicts import disagreements, find_conflicts, opposed, with_disagreements
+from .grounding.conflicts import (
+    Conflict,
+    both_sides,
+    disagreements,
+    find_conflicts,
+    opposed,
+    with_disagreements,
+)
 from .grounding.entailment import Entailment
 from .grounding.extractive import AnswersQuestion, extract
 from .grounding.premise import PremiseCheck, Verdict, presuppositions
@@ -46,6 +53,7 @@ from .questions import (
     clean_question,
     gives,
     is_overview,
+    is_yes_no,
     premise_note,
     question_parts,
     read_follow_up,
@@ -60,13 +68,15 @@ from .text import count_tokens, normalize
 from .timing import Stopwatch
 from .types import Answer, Chunk, Citation, DocumentInfo, Passage
 
-__all__ = ["ABSTAIN", "EXTRACTIVE_LABEL", "FALLBACK_LABEL", "Assistant", "QuestionError",
-           "clean_question", "focus"]
+__all__ = ["ABSTAIN", "DISAGREE_LABEL", "EXTRACTIVE_LABEL", "FALLBACK_LABEL", "Assistant",
+           "QuestionError", "clean_question", "focus"]
 
 ABSTAIN = "The documents don't say."
 # before an extractive answer: the model's own answer did not hold up against the documents,
 # and the sentences shown (verbatim) are those the verifier found to answer the question
 EXTRACTIVE_LABEL = "In the documents' own words:"
+# before both sides of a yes/no question the documents answer both ways
+DISAGREE_LABEL = "The documents disagree on this:"
 FALLBACK_LABEL = ("The language model is unavailable, so this is not an answer: the most relevant "
                   "passages, quoted verbatim")
 
@@ -312,6 +322,14 @@ class Assistant:
             with clock.stage("extract"):
                 checkpoint()
                 found = self._extract(q, context, unknown, kind)
+            if not found and not unknown and is_yes_no(q):
+                # "Does Tajikistan have a coastline?" where the documents say both
+                with clock.stage("conflicts"):
+                    side = both_sides(q, self.embeddings.encode_query(q), context,
+                                      self.checker.quotes)
+                if side is not None:
+                    return self._both_sides(side, retrieved, context, reason, clock, dropped,
+                                            output)
             if not found:
                 answer = self._abstain(retrieved, reason, unknown, clock)
                 answer.dropped, answer.raw = dropped, output
@@ -516,6 +534,18 @@ class Assistant:
                       _shown(retrieved, context, citations),
                       reason="premise: the documents do not bear out the question's assumption",
                       timings=clock.result(), premise=verdict.premise.question)
+
+    def _both_sides(self, conflict: Conflict, retrieved: list[Passage], context: list[Passage],
+                    reason: str, clock: Stopwatch, dropped: list[str], raw: str) -> Answer:
+        """The answer to a yes/no question on which the documents disagree (and the model's
+        answer did not hold): both sides, verbatim and cited, as a disagreement."""
+        checked = with_disagreements(
+            Checked(sentences=[(quoted(conflict.said.sentence), [conflict.said])]), [conflict])
+        text, citations = assemble(checked)
+        return Answer(f"{DISAGREE_LABEL} {text}", False, citations,
+                      _shown(retrieved, context, citations), dropped=dropped, raw=raw,
+                      timings=clock.result(), disagreements=disagreements([conflict], citations),
+                      reason=f"disagreement ({reason})")
 
     def _abstain(self, passages: list[Passage], reason: str, unknown: list[str],
                  clock: Stopwatch) -> Answer:

@@ -98,6 +98,15 @@ def asked(question: str) -> str:
     return out[0].upper() + out[1:]
 
 
+_YES_NO = re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:is|are|was|were|has|have|had|does|do|did|can|"
+                     r"could|will|would|should)\b", re.I)
+
+
+def is_yes_no(question: str) -> bool:
+    """'Does Tajikistan have a coastline?', 'Is it landlocked, or does it have a coast?'."""
+    return bool(_YES_NO.search(question))
+
+
 def is_overview(question: str) -> bool:
     """'Summarise…', 'main point', 'what is the article about': the opening passage leads."""
     return bool(_OVERVIEW.search(question))

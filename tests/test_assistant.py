@@ -242,6 +242,33 @@ def test_opposed_descriptions_of_one_subject_are_cited_as_a_disagreement(make, c
     assert "coastline" not in answer.text and answer.disagreements == []
 
 
+def test_a_yes_no_question_the_documents_answer_both_ways_gets_both_sides(make, corpus):
+    """The model refuses (or its yes/no does not hold), the question names one side of a
+    disagreement the documents hold: the answer is both sides, quoted and cited, in document
+    order, not a refusal."""
+    from rag import DISAGREE_LABEL
+
+    (corpus / "gazetteer.txt").write_text(
+        "Velmora is a landlocked republic in the mountains.\n\n"
+        "Velmora exports timber and wool.\n\n"
+        "Each spring, naval exercises take place near the Velmora coastline.\n")
+    (corpus / "atlas.txt").write_text("The Ostrava coastline is long and rocky.\n")
+    assistant, _ = make(NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND)
+    answer = assistant.ask("Does Velmora have a coastline?")
+    assert not answer.abstained and answer.text.startswith(DISAGREE_LABEL), answer.text
+    assert answer.reason.startswith("disagreement")
+    d = answer.disagreements[0]
+    said, other = answer.citations[d.said - 1], answer.citations[d.other - 1]
+    assert "landlocked" in said.quote and "Velmora coastline" in other.quote
+    assert said.source == other.source == "gazetteer.txt" and said.start < other.start
+    source = (corpus / "gazetteer.txt").read_text()
+    assert all(source[c.start:c.end] == c.quote for c in (said, other))
+    # a question about something neither side names, or not a yes/no question: refused
+    for question in ("Does Velmora's navy sail to Ostrava?", "Where is the Velmora coastline?"):
+        answer = assistant.ask(question)
+        assert answer.abstained and answer.disagreements == [], (question, answer.text)
+
+
 def test_opposed_descriptions_of_different_subjects_are_no_disagreement(make, corpus):
     (corpus / "towns.txt").write_text("Brindle is a landlocked market town.\n")
     (corpus / "atlas.txt").write_text("The Ostrava coastline is long and rocky.\n")

@@ -176,7 +176,8 @@ def disagreements(conflicts: list[Conflict], citations: list[Citation]) -> list[
 # article, related or not), so only wording that excludes the other side by itself is listed.
 OPPOSED = [
     (re.compile(r"\blandlocked\b", re.I),
-     re.compile(r"\b(coast(line|al)?|naval|seaports?|maritime|shorelines?)\b", re.I)),
+     re.compile(r"\b(coast(line|al)?|naval|seaports?|maritime|shorelines?|seas?|oceans?)\b",
+                re.I)),
     (re.compile(r"\bdemocrac(y|ies)\b", re.I),
      re.compile(r"\b(authoritarian|autocra(cy|tic)|dictator(ship)?|one-party|(held|in) "
                 r"power since)\b", re.I)),
@@ -232,3 +233,43 @@ def opposed(sentences: list[tuple[str, list[Support]]], passages: list[Passage],
         if best is not None:
             out.append(Conflict(ci, said, best))
     return out
+
+
+def both_sides(text: str, question_vector: np.ndarray, passages: list[Passage],
+               quotes: Callable[[Passage], QuoteIndex]) -> Conflict | None:
+    """For a question that ``text`` (the question, and the model's answer that did not hold)
+    shows to be about one side of an ``OPPOSED`` pair ("Does Tajikistan have a coastline?"):
+    the sentence of ``passages`` closest to the question that carries each side, when both
+    exist about the same subject (same document, or a name in common); the earlier one in the
+    documents is ``said``, and the two name every name of ``text``. None otherwise: the
+    documents' disagreement is then no answer."""
+    indexes = [quotes(p) for p in passages]
+    for pair in OPPOSED:
+        if not any(side.search(text) for side in pair):
+            continue
+        best: list[Support | None] = [None, None]
+        for n, side in enumerate(pair):
+            for index in indexes:
+                for i in index.sentences():
+                    span = index.spans[i]
+                    sentence = index.sentence_of(span)
+                    if is_instruction(sentence) or not side.search(sentence):
+                        continue
+                    if pair[1 - n].search(sentence):
+                        continue  # both sides in one sentence: no disagreement to show
+                    sim = float(index.vectors[i] @ question_vector)
+                    current = best[n]
+                    if current is None or sim > current.score:
+                        best[n] = Support(index.passage, span, sim)
+        one, other = best
+        if one is None or other is None:
+            continue
+        if (one.passage.source != other.passage.source
+                and not _names(one.sentence) & _names(other.sentence)):
+            continue
+        if not _names(text) <= _names(one.sentence) | _names(other.sentence):
+            continue  # "Is the naval base near Dushanbe?": about something neither side names
+        first, second = sorted((one, other), key=lambda s: (s.passage.source,
+                                                           s.passage.start + s.span.start))
+        return Conflict(0, first.whole_sentence(), second.whole_sentence())
+    return None
