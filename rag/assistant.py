@@ -519,7 +519,13 @@ class Assistant:
     def _correct(self, verdict: Verdict, retrieved: list[Passage], context: list[Passage],
                  unknown: list[str], clock: Stopwatch) -> Answer:
         """The answer to a question whose assumption the documents do not bear out: what they
-        say instead, verbatim and cited (the closest sentences the model was shown)."""
+        say instead, verbatim and cited (the closest sentences the model was shown); a refusal
+        that says why when there is nothing to show ("they don't quote Emily Harding on the
+        Boeing deal")."""
+        if not verdict.evidence:
+            return Answer(f"{ABSTAIN[:-1]}: {verdict.why}.", True, [], retrieved,
+                          reason=f"premise: {verdict.why}", timings=clock.result(),
+                          premise=verdict.premise.question)
         checked = Checked()
         for passage, span in verdict.evidence:
             checked.sentences.append((quoted(passage.text[span.start:span.end]),

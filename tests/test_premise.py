@@ -294,3 +294,25 @@ def test_a_correction_says_what_the_documents_give_instead(make):
     assert answer.text.startswith("Not according to the documents: they say “6.25 million”. "
                                   "What they say: “"), answer.text
     assert "6.25 million pounds" in answer.citations[0].quote
+
+
+def test_what_a_speaker_said_about_a_topic_they_never_speak_on_is_refused_with_the_reason(
+        tunnel_check):
+    check, passages, verifier = tunnel_check
+    [premise] = presuppositions("What did Tom Hale say about the murals?")
+    verdict = check(premise, passages)
+    assert verdict is not None and not verdict.holds and verdict.evidence == []
+    assert verdict.why == "they don't quote Tom Hale on the murals" and verifier.calls == []
+    # on a topic of a quote that continues after the sentence naming the speaker: it holds
+    [premise] = presuppositions("What did Ana Ruiz say about emissions?")
+    assert check(premise, passages) is None
+
+
+def test_a_refusal_for_a_speaker_never_quoted_on_the_topic_says_why(make):
+    assistant, llm, verifier = with_premise_check(make, "Yes", "The bridge has eight lanes [1].")
+    answer = assistant.ask("What did Felix Amundsen say about the railway tracks?")
+    assert answer.abstained and not answer.citations and llm.calls == []
+    assert answer.text == ("The documents don't say: they don't quote Felix Amundsen on the "
+                           "railway tracks."), answer.text
+    answer = assistant.ask("What did Felix Amundsen say about the overrun?")  # he did
+    assert not answer.abstained and len(llm.calls) == 1

@@ -107,6 +107,9 @@ class Premise:
     # also a figure the documents give otherwise and a denial in the premise's own words
     ask_model: bool = True
     lexical: bool = False
+    # "What did <speaker> say about <topic>?": also checked for whether they are quoted on it
+    speaker: str = ""
+    topic: str = ""
 
 
 def _surname(name: str) -> str:
@@ -119,7 +122,7 @@ def presuppositions(question: str) -> list[Premise]:
     out = []
     if m := _SAID_ABOUT.match(question):
         out.append(Premise(f"Did {m['person']} say anything about {m['topic']}?",
-                           ask_model=False))
+                           ask_model=False, speaker=m["person"], topic=m["topic"]))
     if m := _WHY.match(_ACCORDING.sub("", question)):
         rest = _SECOND_PART.sub("", m["rest"]).strip(" ,")
         out.append(Premise(f"{m['aux'].capitalize()} {rest}?"))
@@ -158,8 +161,10 @@ class PremiseCheck:
     """
 
     def __init__(self, llm: LLM, embeddings: Embedder, quotes: QuoteIndexer,
-                 sentences: int = 2, overlap_weight: float = 0.3) -> None:
+                 sentences: int = 2, overlap_weight: float = 0.3,
+                 min_topic_similarity: float = 0.25) -> None:
         self.llm = llm
+        self.min_topic_similarity = min_topic_similarity
         self.embeddings = embeddings
         self.quotes = quotes
         self.sentences = sentences
@@ -219,6 +224,27 @@ class PremiseCheck:
         evidence = best if naming == best[0] else best + [naming]  # the naming sentence too
         return Verdict(premise, evidence, False, f"they attribute this to {who}")
 
+    def _quoted_on(self, premise: Premise, passages: list[Passage]) -> Verdict | None:
+        """"What did Emily Harding say about the Boeing deal?" where the documents quote her
+        only on other things: does not hold, with no evidence (there is nothing of hers on it to
+        show). None when a sentence of hers is about the topic (it holds one of its content
+        words, or is at least ``min_topic_similarity`` close to it), or when nobody of that name
+        is quoted here."""
+        surname = _surname(premise.speaker)
+        speaking = self.speakers(passages)
+        theirs = [(p.text[s.start:s.end], vector) for p, s, vector in self._sentences(passages)
+                  if speaking.get((p.source, p.start + s.start), ("",))[0] == surname]
+        if not theirs:
+            return None
+        asked = content_words(premise.topic)
+        if any(known_word(w, terms(text)) for w in asked for text, _ in theirs):
+            return None
+        vec = self.embeddings.encode_query(premise.topic)
+        if max(float(vector @ vec) for _, vector in theirs) >= self.min_topic_similarity:
+            return None
+        return Verdict(premise, [], False,
+                       f"they don't quote {premise.speaker} on {premise.topic}")
+
     def evidence(self, premise: str, passages: list[Passage]) -> list[tuple[Passage, QuoteSpan]]:
         """The ``sentences`` sentences of ``passages`` closest to ``premise``, best first:
         cosine plus ``overlap_weight`` times the share of the premise's content words they
@@ -240,8 +266,10 @@ class PremiseCheck:
         named nowhere, or the model unavailable): the question is then answered as usual."""
         if premise.person:
             return self._affiliation(premise, passages)
-        if (verdict := self._misattributed(premise, passages)) or not (premise.ask_model
-                                                                      or premise.lexical):
+        verdict = self._misattributed(premise, passages)
+        if verdict is None and premise.speaker:
+            verdict = self._quoted_on(premise, passages)
+        if verdict is not None or not (premise.ask_model or premise.lexical):
             return verdict
         evidence = self.evidence(premise.question, passages)
         if not evidence:
