@@ -14,7 +14,11 @@ _NAME_OR_FIGURE = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9](?:\s+[A-Z][\w-]*[A-Za-z0
 _SENTENCE_START = re.compile(r"(^|[.!?:;]\s+)\W*$")
 _OVERVIEW = re.compile(r"\b(summar\w*|overview|gist|"
                        r"(main|key) (points?|arguments?|ideas?|messages?|thesis|takeaways?)|"
-                       r"what is (the|this) (article|document|text|piece) about|tl;?dr)\b", re.I)
+                       r"what is (the|this) (article|document|text|piece) about|tl;?dr|"
+                       # how a document treats a subject as a whole, across its parts
+                       r"trace|throughout|from (its|the) (opening|beginning|start) to|"
+                       r"how does (the|this) (article|document|text|piece|report|author) "
+                       r"(frame|treat|portray|depict|characteri[sz]e|present)s?)\b", re.I)
 
 
 class QuestionError(ValueError):
@@ -113,6 +117,8 @@ def is_overview(question: str) -> bool:
 
 
 _FRAME = re.compile(r"\b(summar\w*|(give|provide)( me)? an overview of|overview|gist|briefly|"
+                    r"trace|throughout|from (its|the) (opening|beginning|start) to (its|the) "
+                    r"(conclusion|end)|(frame|treat|portray|depict|characteri[sz]e|present)s?|"
                     r"(main|key) (points?|arguments?|ideas?|messages?|takeaways?)( of)?|"
                     r"the (article|document|text|piece)(['’]s)?|what does|say about|how does)\b",
                     re.I)

@@ -175,6 +175,10 @@ def test_a_question_of_two_parts_asks_for_both(settings, embeddings):
     ("What is the main argument of the piece?", True),
     ("Give me the key takeaways.", True),
     ("Summarize the security side of the relationship.", True),
+    ("Trace how the report treats the tunnel, from its purpose to its risks.", True),
+    ("How does the article portray the council's budget?", True),
+    ("What role does the council play throughout the report?", True),
+    ("How does the bridge carry trains?", False),
     ("Who is the key player in the deal?", False),
     ("What is the main river of the country?", False),
 ])
