@@ -413,3 +413,26 @@ def test_a_part_the_model_leaves_out_is_answered_in_the_documents_words(make):
     assert "Margit Oduya" in answer.citations[-1].quote
     assistant, _ = make("The Kestrel Harbor Bridge opened in 1932 [1].", complete=False)
     assert assistant.ask(question).text == "The Kestrel Harbor Bridge opened in 1932 [1]."
+
+
+def test_a_quoted_sentence_that_refers_back_is_quoted_with_the_sentence_before(make, corpus):
+    """'It cost 6.25 million pounds' alone does not say what cost that: a sentence the answer
+    adds in the documents' words that opens by referring back comes with its antecedent,
+    unless the answer already quotes that one."""
+    from rag.grounding import Support
+
+    assistant, _ = make()
+    passage = next(p for p in assistant.whole_corpus() if "It cost 6.25" in p.text)
+    index = assistant.checker.quotes(passage)
+    span = next(index.spans[i] for i in index.sentences()
+                if index.sentence_of(index.spans[i]).startswith("It cost"))
+    support = Support(passage, span, 0.9)
+    readable = assistant._readable(support, [])
+    assert readable.sentence.startswith("The bridge carries eight lanes")
+    assert readable.sentence.endswith("twice the original estimate.")
+    source = (corpus / passage.source).read_text()
+    assert source[readable.start:readable.end] == readable.quote
+    before = Support(passage, index.previous_span(span), 0.9)
+    assert assistant._readable(support, [before]) == support  # already quoted: as it is
+    opening = Support(passage, index.spans[index.sentences()[0]], 0.9)
+    assert assistant._readable(opening, []) == opening  # refers to nothing before it

@@ -413,7 +413,9 @@ def test_a_summary_gets_the_sentences_closest_to_its_topic_that_it_does_not_cite
     from rag.questions import topic_of, wants_short
 
     assert topic_of("Give an overview of the role China plays throughout the article.") == \
-        "the role China plays throughout"
+        "the role China plays"
+    assert topic_of("Trace how the article treats the AI hub, from its opening to its "
+                    "conclusion.") == "how the AI hub"
     assert topic_of("What are the main points of the article?") == \
         "What are the main points of the article?"  # no topic: the whole article
     assert wants_short("Summarize the article in two sentences.")

@@ -53,10 +53,10 @@ def closest(part: str, part_vector: np.ndarray, passages: list[Passage], quotes:
 
 def cites(checked: Checked, support: Support) -> bool:
     """Whether a kept sentence of ``checked`` already quotes from ``support``'s sentence."""
-    return _overlaps([s for _, supports in checked.sentences for s in supports], support)
+    return overlaps([s for _, supports in checked.sentences for s in supports], support)
 
 
-def _overlaps(quoted: list[Support], support: Support) -> bool:
+def overlaps(quoted: list[Support], support: Support) -> bool:
     """Whether one of ``quoted`` lies in the same sentence of the same passage as ``support``."""
     span = support.span
     return any(s.passage.chunk_id == support.passage.chunk_id
@@ -117,7 +117,7 @@ def topical(topic_vector: np.ndarray, checked: Checked, added: list[Support],
     for support in ranked(topic_vector, passages, quotes):
         if len(out) >= n:
             break
-        if not _overlaps(taken, support):
+        if not overlaps(taken, support):
             out.append(support.whole_sentence())
             taken.append(support)
     return out

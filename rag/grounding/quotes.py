@@ -48,12 +48,17 @@ class QuoteIndex:
 
     def previous_sentence(self, span: QuoteSpan) -> str:
         """The whole sentence before ``span``'s sentence in the passage, or ''."""
+        before = self.previous_span(span)
+        return "" if before is None else self.passage.text[before.start:before.end]
+
+    def previous_span(self, span: QuoteSpan) -> QuoteSpan | None:
+        """The whole sentence before ``span``'s sentence in the passage, as a span."""
         ends = [s.sentence_end for s in self.spans if s.sentence_end <= span.sentence_start]
         if not ends:
-            return ""
+            return None
         end = max(ends)
         start = next(s.sentence_start for s in self.spans if s.sentence_end == end)
-        return self.passage.text[start:end]
+        return QuoteSpan(start, end, start, end)
 
     def sentences(self) -> list[int]:
         """Indexes of the spans that are whole sentences, in text order."""
