@@ -305,6 +305,16 @@ def test_a_sentence_that_says_the_opposite_of_its_quote_is_never_shown(embedding
      "The year will see the gradual rollout of the network.", True),
     ("Is the security side uncontroversial?", "The security side remains a sensitive area.",
      True),
+    ("Did the city scale back its ferry service this year?",
+     "This year the city has dramatically intensified its ferry service.", True),
+    ("Did the city intensify its ferry service this year?",
+     "This year the city has dramatically intensified its ferry service.", False),
+    ("Does the contract eliminate dependence on one supplier?",
+     "The contract inherently introduces dependence on one supplier.", True),
+    ("Does the contract eliminate the safety concerns?",
+     "The contract raises safety concerns.", True),
+    ("Did the city welcome large ships?", "The city is reluctant to allow large ships.", True),
+    ("Does the historian praise the design?", "The historian warns about the design.", True),
 ])
 def test_a_denial_in_the_claims_own_words(claim, sentence, denies):
     from rag.grounding.polarity import denial
