@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import os
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,12 +34,11 @@ from .grounding import (
     Checked,
     Checker,
     QuoteIndexer,
-    QuoteSpan,
     Support,
     SupportPolicy,
     assemble,
 )
-from .grounding.complete import missing, overlaps, spread, topical
+from .grounding.complete import missing, readable, spread, topical
 from .grounding.conflicts import (
     Conflict,
     both_sides,
@@ -343,7 +341,7 @@ class Assistant:
                 answer = self._abstain(retrieved, reason, unknown, clock)
                 answer.dropped, answer.raw = dropped, output
                 return answer
-            found = [self._readable(s, found) for s in found]
+            found = [readable(s, found, self.checker.quotes) for s in found]
             checked = Checked(sentences=[(quoted(s.sentence), [s]) for s in found])
             extractive = True
         with clock.stage("complete"):
@@ -503,27 +501,11 @@ class Assistant:
         if not added:
             return checked
         taken = [s for _, supports in checked.sentences for s in supports] + added
-        added = [self._readable(a, taken) for a in added]
+        added = [readable(a, taken, self.checker.quotes) for a in added]
         sentences = [(quoted(a.sentence), [a]) for a in added]
         if label:
             sentences[0] = (f"{EXTRACTIVE_LABEL} {sentences[0][0]}", sentences[0][1])
         return Checked(checked.sentences + sentences, checked.dropped, checked.contradicted)
-
-    def _readable(self, support: Support, taken: list[Support]) -> Support:
-        """A source sentence shown on its own, readable: one that opens by referring back ("It
-        is a calculated move …") is quoted from the sentence before it, which names what it
-        refers to, unless the answer already quotes that sentence."""
-        if not _REFERS_BACK.match(support.sentence):
-            return support
-        before = self.checker.quotes(support.passage).previous_span(support.span)
-        if before is None:
-            return support
-        lead = Support(support.passage, before, support.score)
-        if overlaps(taken, lead):
-            return support
-        span = QuoteSpan(before.start, support.span.sentence_end, before.start,
-                         support.span.sentence_end)
-        return Support(support.passage, span, support.score)
 
     def _fallback(self, question: str, passages: list[Passage], error: Exception,
                   clock: Stopwatch) -> Answer:
@@ -594,11 +576,6 @@ def quoted(sentence: str) -> str:
     if body[:1] in "\u201c\"" and body[-1:] in "\u201d\"":
         body = body[1:-1]
     return f"\u201c{body.rstrip('.')}\u201d"
-
-
-# a sentence that opens by referring back to the one before ("It is …", "This deal …")
-_REFERS_BACK = re.compile(r"^\W*(?:it|its|it[’']s|this|these|those|they|their|he|his|she|her|"
-                          r"such)\b", re.I)
 
 
 def _text_of(chunks: Iterator) -> Iterator[str]:  # noqa: ANN001 - AIMessageChunk stream

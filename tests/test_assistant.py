@@ -420,6 +420,7 @@ def test_a_quoted_sentence_that_refers_back_is_quoted_with_the_sentence_before(m
     adds in the documents' words that opens by referring back comes with its antecedent,
     unless the answer already quotes that one."""
     from rag.grounding import Support
+    from rag.grounding.complete import readable
 
     assistant, _ = make()
     passage = next(p for p in assistant.whole_corpus() if "It cost 6.25" in p.text)
@@ -427,12 +428,13 @@ def test_a_quoted_sentence_that_refers_back_is_quoted_with_the_sentence_before(m
     span = next(index.spans[i] for i in index.sentences()
                 if index.sentence_of(index.spans[i]).startswith("It cost"))
     support = Support(passage, span, 0.9)
-    readable = assistant._readable(support, [])
-    assert readable.sentence.startswith("The bridge carries eight lanes")
-    assert readable.sentence.endswith("twice the original estimate.")
+    quotes = assistant.checker.quotes
+    shown = readable(support, [], quotes)
+    assert shown.sentence.startswith("The bridge carries eight lanes")
+    assert shown.sentence.endswith("twice the original estimate.")
     source = (corpus / passage.source).read_text()
-    assert source[readable.start:readable.end] == readable.quote
+    assert source[shown.start:shown.end] == shown.quote
     before = Support(passage, index.previous_span(span), 0.9)
-    assert assistant._readable(support, [before]) == support  # already quoted: as it is
+    assert readable(support, [before], quotes) == support  # already quoted: as it is
     opening = Support(passage, index.spans[index.sentences()[0]], 0.9)
-    assert assistant._readable(opening, []) == opening  # refers to nothing before it
+    assert readable(opening, [], quotes) == opening  # refers to nothing before it

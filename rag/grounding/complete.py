@@ -22,6 +22,7 @@ passages. Three steps add whole source sentences, verbatim and cited, after the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -31,7 +32,7 @@ from ..types import Passage
 from .checker import Checked, Support
 from .claims import facts, terms
 from .extractive import ranked
-from .quotes import QuoteIndexer
+from .quotes import QuoteIndexer, QuoteSpan
 
 # how much the share of the part's content words found in a sentence adds to its cosine
 LEXICAL_WEIGHT = 0.3
@@ -126,3 +127,22 @@ def topical(topic_vector: np.ndarray, checked: Checked, added: list[Support],
 def _same(a: Support, b: Support) -> bool:
     return (a.passage.chunk_id, a.span.sentence_start) == (b.passage.chunk_id,
                                                            b.span.sentence_start)
+
+
+# a sentence that opens by referring back to the one before ("It is …", "This deal …")
+_REFERS_BACK = re.compile(r"^\W*(?:it|its|it[’']s|this|these|those|they|their|he|his|she|her|"
+                          r"such)\b", re.I)
+
+
+def readable(support: Support, taken: list[Support], quotes: QuoteIndexer) -> Support:
+    """A source sentence shown on its own, readable: one that opens by referring back ("It is
+    a calculated move …") is quoted from the sentence before it in its passage, which names
+    what it refers to, unless one of ``taken`` (the answer's quotes) already quotes that one."""
+    if not _REFERS_BACK.match(support.sentence):
+        return support
+    before = quotes(support.passage).previous_span(support.span)
+    if before is None or overlaps(taken, Support(support.passage, before, support.score)):
+        return support
+    span = QuoteSpan(before.start, support.span.sentence_end, before.start,
+                     support.span.sentence_end)
+    return Support(support.passage, span, support.score)
