@@ -150,12 +150,16 @@ def evaluate(settings: Settings, qa: Path, out: Path, limit: int | None = None,
     out.mkdir(parents=True, exist_ok=True)
     # answer everything first, judge afterwards: judge prompts would evict the answer prompt's
     # cached prefix from the model and distort the latencies
+    t_answer = time.perf_counter()
     results = {name: [system(it.question) for it in tqdm(
         items, desc=f"answering ({name})", unit="q", disable=not progress)]
         for name, system in systems.items()}
+    t_judge = time.perf_counter()
     scored = {name: [score_item(it, run, judge, sources) for it, run in tqdm(
         list(zip(items, runs, strict=True)), desc=f"judging ({name})", unit="q",
         disable=not progress)] for name, runs in results.items()}
+    judge_labels = judge_accuracy(judge)
+    t_done = time.perf_counter()
 
     with (out / "results.jsonl").open("w") as fh:
         for i, (it, found) in enumerate(zip(items, retrievals, strict=True)):
@@ -174,11 +178,14 @@ def evaluate(settings: Settings, qa: Path, out: Path, limit: int | None = None,
         "subset": len(items) < len(all_items),
         "settings": {"model_size": settings.model_size, "backend": settings.backend,
                      "k": settings.k, "chunk_tokens": settings.chunk_tokens},
-        "judge": judge_accuracy(judge),
+        "judge": judge_labels,
         "systems": {name: aggregate(items, retrievals, scored[name], results[name])
                     for name in systems},
     }
     summary["seconds"] = round(time.perf_counter() - t_start, 1)
+    summary["stage_seconds"] = {"setup": round(t_answer - t_start, 1),
+                                "answering": round(t_judge - t_answer, 1),
+                                "judging": round(t_done - t_judge, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_report(out / "report.html", summary, items, retrievals, results, scored)
     return summary
@@ -219,8 +226,9 @@ def print_table(summary: dict) -> None:
     j = summary["judge"]
     print(f"\njudge {j['name']}: balanced accuracy {j['balanced_accuracy']} on {j['n']} labels")
     sub = " (stratified subset)" if summary["subset"] else ""
+    stages = ", ".join(f"{k} {v} s" for k, v in summary.get("stage_seconds", {}).items())
     print(f"{summary['items']} of {summary['items_in_file']} items{sub} in "
-          f"{summary['seconds']} s")
+          f"{summary['seconds']} s ({stages})")
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
