@@ -18,7 +18,9 @@ pytestmark = pytest.mark.eval
 def test_eval_meets_the_thresholds(capsys):
     t0 = time.perf_counter()
     summary = evaluate(Settings.load(), PROJECT / "evals" / "qa.jsonl", OUTPUT / "eval",
-                       baseline=False, progress=False, split="test")
+                       baseline=False, progress=False, split="test", grounded=False)
+    # grounded=False: 'grounded in retrieved' is reported by `python -m evals`, not gated; the
+    # judge calls it costs (about a third) are kept out of `make test`'s 45-minute budget
     with capsys.disabled():
         print_table(summary)
         print(f"eval duration: {time.perf_counter() - t0:.0f} s; report: "
