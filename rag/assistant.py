@@ -49,7 +49,7 @@ from .grounding.conflicts import (
 )
 from .grounding.entailment import Entailment
 from .grounding.extractive import AnswersQuestion, extract
-from .grounding.premise import PremiseCheck, Verdict, presuppositions
+from .grounding.premise import PremiseCheck, Verdict, echoed, presuppositions
 from .ingestion import IngestReport, ingest
 from .lexical import LexicalIndex
 from .models import ModelError
@@ -274,7 +274,8 @@ class Assistant:
             elif context is None:
                 context = retrieved
 
-        if self.premise_check is not None and (assumed := presuppositions(q)):
+        assumed = presuppositions(q) if self.premise_check is not None else []
+        if assumed:
             with clock.stage("premise"):
                 for premise in assumed:
                     checkpoint()
@@ -312,7 +313,7 @@ class Assistant:
                                                      topic=topic), ""
         kind = asks_for(q) if len(parts) == 1 else ""
         if kind and checked.sentences and not gives(kind, " ".join(t for t, _ in
-                                                                  checked.sentences)):
+                                                                  checked.sentences), q):
             # "Emomali Rahmon [1]." for "When did the president come to power?": supported,
             # and no answer to what was asked
             why = f"gives no {kind}, which the question asks for"
@@ -320,6 +321,9 @@ class Assistant:
             reason = f"checker: the answer {why}"
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
         extractive = False
+        if not checked.sentences and (verdict := echoed(assumed, checked.contradicted)):
+            # the model restated the question's assumption, and its quote does not say it
+            return self._correct(verdict, retrieved, context, unknown, clock)
         if not checked.sentences:
             # (a sentence whose quote does not say it, often a false premise the model
             # affirmed, is dropped like any other: the premise check corrects before this)
@@ -472,7 +476,7 @@ class Assistant:
         if self.answers is None or unknown:
             return []
         return extract(question, self.embeddings.encode_query(question), context,
-                       self.checker.quotes, self.answers, fits=lambda s: gives(kind, s))
+                       self.checker.quotes, self.answers, fits=lambda s: gives(kind, s, question))
 
     def _complete(self, question: str, parts: list[str], overview: bool, checked: Checked,
                   context: list[Passage], label: bool = True) -> Checked:
@@ -497,7 +501,7 @@ class Assistant:
         else:
             vectors = [self.embeddings.encode_query(p) for p in parts]
             added = missing(parts, vectors, checked, context, self.checker.quotes,
-                            fits=lambda part, s: gives(asks_for(part), s))
+                            fits=lambda part, s: gives(asks_for(part), s, part))
         if not added:
             return checked
         taken = [s for _, supports in checked.sentences for s in supports] + added

@@ -141,10 +141,19 @@ def wants_short(question: str) -> bool:
 # What a question asks for, when its form says so: a time ("When…?", "In what year…?"), a count
 # ("How many…?") or an amount ("How much…?"). An answer that gives none answers something else
 # ("Emomali Rahmon" for "When did the president come to power?").
+_PREP = r"(?:(?:in|on|at|for|from|by|with|to|over|within|after|of)\s+)?"  # "Over how many years…?"
 _ASKS = (("time", re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:when|since when|(?:in|by|from|until)?"
                             r"\s*what (?:year|month|date|decade|century))\b", re.I)),
-         ("count", re.compile(r"^\W*(?:(?:and|so|but)\s+)?how many\b", re.I)),
-         ("amount", re.compile(r"^\W*(?:(?:and|so|but)\s+)?how much\b", re.I)))
+         ("count", re.compile(rf"^\W*(?:(?:and|so|but)\s+)?{_PREP}how many\b", re.I)),
+         ("amount", re.compile(rf"^\W*(?:(?:and|so|but)\s+)?{_PREP}how much\b", re.I)),
+         ("name", re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:who|whom|(?:(?:in|on|at|for|from|by|"
+                             r"with|to)\s+)?(?:which|what)\s+"
+                             r"(?:(?!of\b)[\w.-]+\s+){0,3}?(?:agenc(?:y|ies)|organi[sz]ations?|compan(?:y|ies)|firms?|"
+                             r"institutions?|universit(?:y|ies)|ministr(?:y|ies)|departments?|"
+                             r"banks?|think tanks?|officials?|persons?|people|experts?|analysts?|"
+                             r"specialists?|cit(?:y|ies)|towns?|rivers?|regions?|provinces?|"
+                             r"countr(?:y|ies)|ports?|presidents?|administrations?|leaders?|"
+                             r"ministers?))\b(?!['’])", re.I)))
 _NUMBER_WORDS = (r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|"
                  r"thirty|forty|fifty|hundred|thousand|dozen|several|a few|a couple")
 _MONTHS = (r"January|February|March|April|May|June|July|August|September|October|November|"
@@ -159,14 +168,43 @@ _MONEY = re.compile(r"[$€£¥]\s*\d[\d,.]*(?:\s*(?:thousand|million|billion|tr
 _COUNT = re.compile(rf"\b(?:\d[\d,.]*|{_NUMBER_WORDS})\b", re.I)
 
 
+# "Given the article's three-year horizon, what …?", "Since the article treats X as Y, what …?",
+# "When Washington first engaged six months ago, what …?": a stated assumption, then the question
+_GIVEN = re.compile(r"^\W*(?:(?P<given>given)(?P<that>\s+that)?|since|now\s+that|because|when|"
+                    r"once|after)\s+(?!when\b|what\b|which\b|how\b|then\b|\d)"
+                    r"(?P<claim>[^,?;]{12,}?),\s*(?=(?:what|which|who|whom|whose|how|why|where|"
+                    r"when|is|are|was|were|does|do|did|can|could|should|will|would)\b)", re.I)
+
+
+def stated_assumption(question: str) -> tuple[str, bool] | None:
+    """The assumption a question states before it asks ("Since the bridge carries two lanes,
+    how …?" -> ("the bridge carries two lanes", False)), and whether it is a noun phrase
+    ("Given the council's ten-year budget, …" -> True); None when it states none."""
+    m = _GIVEN.match(question)
+    return (m["claim"].strip(), bool(m["given"] and not m["that"])) if m else None
+
+
+def _asked_part(question: str) -> str:
+    """The question after an assumption it states first, else the question."""
+    m = _GIVEN.match(question)
+    return question[m.end():] if m else question
+
+
 def asks_for(question: str) -> str:
-    """'time', 'count' or 'amount' when the question's form asks for one, else ''."""
-    return next((kind for kind, pattern in _ASKS if pattern.search(question)), "")
+    """'time', 'count', 'amount' or 'name' (who…?, which agency/company/expert/city/river…?)
+    when the question's form asks for one, else ''."""
+    return next((kind for kind, pattern in _ASKS if pattern.search(_asked_part(question))), "")
 
 
-def gives(kind: str, text: str) -> bool:
+def gives(kind: str, text: str, question: str = "") -> bool:
     """Whether ``text`` holds what a question asking for ``kind`` wants: a date or a span of
-    time; a count (a money amount or a percentage is no count); any figure."""
+    time; a count (a money amount or a percentage is no count); any figure; a name that
+    ``question`` does not already hold ('Which U.S. agency runs the program in Tajikistan?' is
+    not answered by a sentence naming only the U.S. and Tajikistan)."""
+    if kind == "name":
+        asked = {w.replace(".", "") for w in words(question)}  # "U.S." is "U.S"
+        return any(w not in STOPWORDS and w.replace(".", "") not in asked
+                   for m in _CAPITALISED.finditer(text) for w in words(m.group(0)))
     if kind == "time":
         return bool(_TIME.search(text))
     if kind == "count":
@@ -176,6 +214,7 @@ def gives(kind: str, text: str) -> bool:
     return True
 
 
+_CAPITALISED = re.compile(r"\b[A-Z][\w’'.-]*\w|\b[A-Z]\b")
 _PART_BREAK = re.compile(r"(?:[,;]?\s+and\s+|;\s*|\?\s+(?:and\s+)?)(?=(?:what|which|who|whom|"
                          r"whose|where|when|how|why|is|are|does|do|did)\b)", re.I)
 
@@ -198,8 +237,16 @@ def unknown_terms(question: str, vocabulary: Vocabulary) -> list[str]:
             term = term.split(maxsplit=1)[1] if " " in term else ""
         if not term or normalize(term) in STOPWORDS or _shouted(term):
             continue
-        if all(vocabulary.knows(w) for w in words(term)):
+        known = [vocabulary.knows(w) for w in words(term)]
+        if all(known):
             continue
+        n = len(known)
+        while n and known[n - 1]:
+            n -= 1  # known[n:] is the run of known words the term ends with
+        if 0 < n < len(known) and len(term.split()) == len(known):
+            # a title before a name the corpus knows: 'Prime Minister Emomali Rahmon' ->
+            # 'Prime Minister' (the documents do mention Emomali Rahmon)
+            term = " ".join(term.split()[:n])
         if term not in out:
             out.append(term)
     return out

@@ -33,10 +33,21 @@ from .conftest import FakeLLM
      ["Did Felix Amundsen say anything about the cost?"]),
     ("How did the crew's loss of funding stop the painting?",  # read, never put to the model
      ["Did the crew's loss of funding stop the painting?"]),
+    ("Given the council's ten-year budget, what did the painters cost?",
+     ["Do the documents speak of the council's ten-year budget?"]),
+    ("Since the bridge carries only two lanes, how do trucks cross?",
+     ["Is it true that the bridge carries only two lanes?"]),
+    ("When Larkspur first opened the bridge in 1990, who designed it?",
+     ["Is it true that Larkspur first opened the bridge in 1990?"]),
+    ("What did Mayor Felix Amundsen say about the cost?",
+     ["Did Mayor Felix Amundsen say anything about the cost?", "Is Felix Amundsen the Mayor?"]),
     # no assumption to check
     ("When did the bridge open?", []),
+    ("Since when has the bridge been open, and who paints it?", []),
+    ("Since 1990, who has painted the bridge?", []),
     ("How many painters maintain the bridge?", []),
-    ("What did President Ilves of Estonia say?", []),  # a place, not an organisation
+    ("What did President Ilves of Estonia say?",  # a place, not an organisation
+     ["Is Ilves the President?"]),
     ("Who is Felix Amundsen?", []),
 ])
 def test_the_assumption_of_a_question_in_its_own_words(question, assumed):
@@ -196,16 +207,34 @@ def test_overview_questions(question, overview):
      False),  # a money amount is no count
     ("How many aircraft is it buying?", "3.2 billion dollars' worth.", "count", False),
     ("How many boats did the ferry run?", "It ran forty boats.", "count", True),
+    ("Over how many years will the ferry run?", "It will run until the council decides.",
+     "count", False),
     ("How much is the deal worth?", "$3.2 billion.", "amount", True),
     ("How much is the deal worth?", "A great deal.", "amount", False),
-    ("Who designed the bridge?", "Margit Oduya.", "", True),
+    ("Who designed the bridge?", "Margit Oduya.", "name", True),
+    ("Who designed the Calder bridge?", "The Calder bridge was designed in 2019.", "name", False),
+    ("Which city agency inspects the Calder bridge?", "The city inspects the bridge yearly, "
+     "and the Calder council pays for it.", "name", False),
+    ("Which city agency inspects the Calder bridge?", "Ultimately the Harbour Board does.",
+     "name", True),
+    ("Which two experts are quoted?", "Dr. Ana Ruiz and Dr. Tom Hale.", "name", True),
+    ("In which city will the Calder hub be based?", "The Calder hub will be based in the "
+     "country.", "name", False),
+    ("On which river is the dam?", "It stands on the Vakhsh.", "name", True),
+    ("In which part of the country's network is the Calder bridge?", "In its rail network.", "",
+     True),
+    ("Which U.S. agency inspects the Calder bridge?", "The U.S. inspects the Calder bridge.",
+     "name", False),
+    ("When the Calder bridge first opened, what did it carry?", "Two lanes of traffic.", "",
+     True),  # an assumption stated first: the question is what follows it
+    ("What does the bridge cost?", "A great deal.", "", True),
 ])
 def test_what_a_question_asks_for_and_whether_an_answer_gives_it(question, answer, kind,
                                                                    gives_it):
     from rag.questions import asks_for, gives
 
     assert asks_for(question) == kind
-    assert gives(kind, answer) is gives_it
+    assert gives(kind, answer, question) is gives_it
 
 
 TUNNEL = ("The council approved the tunnel in 2019. “The tunnel will halve commuting times,” "
@@ -289,6 +318,10 @@ def test_an_assumed_figure_the_closest_sentences_give_otherwise_needs_no_model(t
     assert verifier.calls == []
     [right] = presuppositions("Why did the council approve the tunnel in 2019?")
     assert check(right, passages).holds and len(verifier.calls) == 1
+    [stated] = presuppositions("Given that the council approved the tunnel in 2021, who "
+                               "builds it?")  # an assumption stated before the question
+    verdict = check(stated, passages)
+    assert verdict is not None and not verdict.holds and verdict.why == "they say “2019”"
 
 
 def test_a_correction_says_what_the_documents_give_instead(make):
@@ -320,3 +353,33 @@ def test_a_refusal_for_a_speaker_never_quoted_on_the_topic_says_why(make):
                            "railway tracks."), answer.text
     answer = assistant.ask("What did Felix Amundsen say about the overrun?")  # he did
     assert not answer.abstained and len(llm.calls) == 1
+
+
+def test_an_office_the_documents_do_not_give_a_person_does_not_hold(tunnel_check):
+    check, passages, verifier = tunnel_check
+    [office] = presuppositions("How long has Mayor Ana Ruiz backed the tunnel?")
+    verdict = check(office, passages)
+    assert verdict is not None and not verdict.holds and verifier.calls == []
+    assert any("Dr. Ana Ruiz, an engineer" in p.text[s.start:s.end] for p, s in verdict.evidence)
+    [engineer] = presuppositions("How long has Ambassador Tom Hale worked at the institute?")
+    assert not check(engineer, passages).holds
+
+
+def test_an_assumption_the_answer_restated_against_its_quote_does_not_hold():
+    from rag.grounding.checker import Support
+    from rag.grounding.premise import echoed
+    from rag.grounding.quotes import QuoteSpan
+    from rag.types import Passage
+
+    passage = Passage("t1", "tunnel.txt", 0, len(TUNNEL), TUNNEL)
+    start = TUNNEL.index("The painters")
+    span = QuoteSpan(start, len(TUNNEL), start, len(TUNNEL))
+    [premise] = presuppositions("Why can the painters finish the tunnel's murals by 2025?")
+    restated = [("The painters can finish the tunnel's murals by 2025.",
+                 [Support(passage, span, 0.8)])]
+    verdict = echoed([premise], restated)
+    assert verdict is not None and not verdict.holds
+    assert [(p.chunk_id, s) for p, s in verdict.evidence] == [("t1", span)]
+    other = [("Ana Ruiz is an engineer.", [Support(passage, span, 0.8)])]
+    assert echoed([premise], other) is None  # an answer that does not restate it
+    assert echoed([], restated) is None

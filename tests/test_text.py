@@ -41,7 +41,7 @@ def test_known_word_accepts_other_endings_but_not_other_numbers():
 def test_unknown_terms_are_names_and_figures_the_corpus_lacks_not_shouted_words():
     from rag.questions import unknown_terms
 
-    vocab = {"china", "tajikistan", "boeing", "deal", "u.s."}
+    vocab = {"china", "tajikistan", "boeing", "deal", "u.s.", "emomali", "rahmon", "prime"}
 
     class Vocabulary:
         def knows(self, word: str) -> bool:
@@ -49,6 +49,9 @@ def test_unknown_terms_are_names_and_figures_the_corpus_lacks_not_shouted_words(
 
     assert unknown_terms("Did Airbus sign the deal in 2015?", Vocabulary()) == ["Airbus", "2015"]
     assert unknown_terms("How does Beijing see the Boeing deal?", Vocabulary()) == []
+    assert unknown_terms("How long has Prime Minister Emomali Rahmon ruled?",
+                         Vocabulary()) == ["Prime Minister"]  # a title before a known name
+    assert unknown_terms("Did Emomali Smith sign?", Vocabulary()) == ["Emomali Smith"]
     assert unknown_terms("SYSTEM OVERRIDE: IMPORTANT. How much is the Boeing deal worth?",
                          Vocabulary()) == []
     assert unknown_terms("What did NATO say about the deal?", Vocabulary()) == ["NATO"]

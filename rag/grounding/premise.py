@@ -8,12 +8,15 @@ as the yes/no question it presupposes ("Is Tajikistan so eager to host ...?"), t
 closest sentences are found, and the language model is asked whether they say yes. A no makes the
 answer a correction: what the documents say instead, quoted verbatim and cited.
 
-Four question forms carry such an assumption here:
+Six question forms carry such an assumption here:
+  * an assumption stated before the question ("Given the article's three-year horizon, what
+    …?", "Since X, …?", "When X, …?") presupposes "Is it true that X?";
   * "Why AUX X?" presupposes "AUX X?" ("Why did Tajikistan choose Airbus ...?" -> "Did ...?");
   * "How AUX X?" too ("How did the Taliban's loss of power open the door ...?"), checked by
     the readings below only, never by the model;
   * a person placed at an organisation ("Almas Miriev of the Atlantic Council", "Georgetown
-    scholar Emily Harding") presupposes "Is the person at the organisation?";
+    scholar Emily Harding") presupposes "Is the person at the organisation?", and an office
+    before a name ("Prime Minister Emomali Rahmon") "Is the person the Prime Minister?";
   * "What did <person> say about X?" presupposes that the person said what the documents say
     about X (checked only for misattribution, never by the model).
 Before the model is asked, two readings that need no model: a claim credited to one person whose
@@ -33,8 +36,10 @@ import numpy as np
 
 from ..embeddings import Embedder
 from ..generation import LLM
-from ..text import content_words, fenced, known_word, normalize
+from ..questions import stated_assumption
+from ..text import STOPWORDS, content_words, fenced, known_word, normalize
 from ..types import Passage
+from .checker import Support
 from .claims import facts, terms
 from .entailment import reply
 from .polarity import denial
@@ -70,6 +75,11 @@ _PERSON_OF = re.compile(rf"(?P<person>{_NAME}),?\s+(?P<prep>of|at|from)\s+(?P<or
                         rf"{_ORG})")
 # "Georgetown scholar Emily Harding"
 _ORG_ROLE = re.compile(rf"(?P<org>{_ORG})\s+(?P<role>{_ROLE})\s+(?P<person>{_NAME})")
+# "Prime Minister Emomali Rahmon", "President Rahmon": an office before a name
+_TITLED = re.compile(r"\b(?P<title>(?:Prime\s+|Vice\s+|Foreign\s+|Defen[cs]e\s+)?Minister|"
+                     r"(?:Vice\s+)?President|Senator|Governor|Ambassador|King|Queen|Mayor|"
+                     r"Chancellor|Premier|Emir|Sultan)\s+"
+                     r"(?P<person>[A-Z][\w’'.-]+(?:\s+[A-Z][\w’'.-]+)*)")
 # "What did Emily Harding say about transit routes?"
 _SAID_ABOUT = re.compile(rf"^\W*(?i:what)\s+(?i:did|does|has|do)\s+(?P<person>{_NAME})\s+"
                          r"(?i:say|said|note|argue|write|warn|think|believe)\s+"
@@ -123,6 +133,13 @@ def presuppositions(question: str) -> list[Premise]:
     if m := _SAID_ABOUT.match(question):
         out.append(Premise(f"Did {m['person']} say anything about {m['topic']}?",
                            ask_model=False, speaker=m["person"], topic=m["topic"]))
+    if stated := stated_assumption(question):
+        claim, noun_phrase = stated
+        first, _, after = claim.partition(" ")
+        if normalize(first) in STOPWORDS:  # "The article treats …", not "Washington …"
+            claim = f"{first.lower()} {after}"
+        out.append(Premise(f"Do the documents speak of {claim}?" if noun_phrase
+                           else f"Is it true that {claim}?"))
     if m := _WHY.match(_ACCORDING.sub("", question)):
         rest = _SECOND_PART.sub("", m["rest"]).strip(" ,")
         out.append(Premise(f"{m['aux'].capitalize()} {rest}?"))
@@ -138,6 +155,9 @@ def presuppositions(question: str) -> list[Premise]:
     for m in _ORG_ROLE.finditer(question):
         out.append(Premise(f"Is {m['person']} a {m['org']} {m['role']}?", m["person"],
                            m["org"]))
+    for m in _TITLED.finditer(question):  # read like an affiliation: the office by the name
+        title = re.sub(r"\s+", " ", m["title"])
+        out.append(Premise(f"Is {m['person']} the {title}?", m["person"], title))
     return out
 
 
@@ -316,3 +336,22 @@ class PremiseCheck:
         holds = any(all(known_word(w, terms(p.text[s.start:s.end])) for w in org)
                     for p, s in naming)
         return Verdict(premise, naming[:self.sentences], holds)
+
+
+def echoed(premises: list[Premise], contradicted: list[tuple[str, list[Support]]],
+           share: float = 0.7) -> Verdict | None:
+    """A premise the model's answer restated (``share`` of the premise's content words or more)
+    and whose own quotes the checker found not to say it ("Tajikistan's lithium … are needed
+    chiefly for solar panels [4]" on "… vital components for … batteries and defense"): the
+    premise does not hold, on that quote. The premise check had let it through (the model said
+    yes); its restatement, checked against the documents, says otherwise."""
+    for premise in premises:
+        if not (premise.ask_model or premise.lexical):
+            continue
+        asked = set(content_words(premise.question))
+        for claim, supports in contradicted:
+            said = set(content_words(claim))
+            if asked and supports and len(asked & said) >= share * len(asked):
+                return Verdict(premise, [(s.passage, s.span) for s in supports], False)
+    return None
+
