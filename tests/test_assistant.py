@@ -438,3 +438,27 @@ def test_a_quoted_sentence_that_refers_back_is_quoted_with_the_sentence_before(m
     assert readable(support, [before], quotes) == support  # already quoted: as it is
     opening = Support(passage, index.spans[index.sentences()[0]], 0.9)
     assert readable(opening, [], quotes) == opening  # refers to nothing before it
+
+
+def test_a_bare_quotation_is_quoted_with_the_sentence_that_names_its_speaker(embeddings):
+    """'“It will also cut emissions.”' alone does not say who says so: shown in the documents'
+    words, it comes with the sentence before it, which names the speaker."""
+    from rag.grounding import Support
+    from rag.grounding.complete import readable
+    from rag.grounding.quotes import QuoteIndexer
+    from rag.types import Passage
+
+    text = ("The council approved the tunnel in 2019. “The tunnel will halve commuting times,” "
+            "argues Dr. Ana Ruiz, an engineer at Calder University. “It will also cut "
+            "emissions along the coast.” The painters cannot finish before 2030.")
+    passage = Passage("t1", "tunnel.txt", 0, len(text), text)
+    quotes = QuoteIndexer(embeddings)
+    index = quotes(passage)
+    bare = next(index.spans[i] for i in index.sentences()
+                if index.sentence_of(index.spans[i]).startswith("“It will also"))
+    shown = readable(Support(passage, bare, 0.9), [], quotes)
+    assert shown.sentence.startswith("“The tunnel will halve") and "Ana Ruiz" in shown.sentence
+    assert shown.sentence.endswith("along the coast.”")
+    last = next(index.spans[i] for i in index.sentences()
+                if index.sentence_of(index.spans[i]).startswith("The painters"))
+    assert readable(Support(passage, last, 0.9), [], quotes).sentence.startswith("The painters")

@@ -315,6 +315,10 @@ def test_a_sentence_that_says_the_opposite_of_its_quote_is_never_shown(embedding
      "The contract raises safety concerns.", True),
     ("Did the city welcome large ships?", "The city is reluctant to allow large ships.", True),
     ("Does the historian praise the design?", "The historian warns about the design.", True),
+    # a word of the claim's condition is not asserted
+    ("The plan could stall if the city fails to pay.",
+     "The plan's success hinges on the city's ability to pay.", False),
+    ("The plan fails.", "The plan's success hinges on the city's ability to pay.", True),
 ])
 def test_a_denial_in_the_claims_own_words(claim, sentence, denies):
     from rag.grounding.polarity import denial

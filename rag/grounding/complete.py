@@ -134,11 +134,17 @@ _REFERS_BACK = re.compile(r"^\W*(?:it|its|it[’']s|this|these|those|they|their|
                           r"such)\b", re.I)
 
 
+# a sentence that is a quotation and nothing else: its speaker is named in the sentence before
+_BARE_QUOTE = re.compile(r"^\W*[“\"][^“”\"]+[”\"]\W*$")
+
+
 def readable(support: Support, taken: list[Support], quotes: QuoteIndexer) -> Support:
     """A source sentence shown on its own, readable: one that opens by referring back ("It is
-    a calculated move …") is quoted from the sentence before it in its passage, which names
-    what it refers to, unless one of ``taken`` (the answer's quotes) already quotes that one."""
-    if not _REFERS_BACK.match(support.sentence):
+    a calculated move …"), or a bare quotation whose speaker the sentence before names
+    ("“While the U.S. can offer …”" after "… argues Dr. Almas Miriev, …"), is quoted from the
+    sentence before it in its passage, unless one of ``taken`` (the answer's quotes) already
+    quotes that one."""
+    if not (_REFERS_BACK.match(support.sentence) or _BARE_QUOTE.match(support.sentence)):
         return support
     before = quotes(support.passage).previous_span(support.span)
     if before is None or overlaps(taken, Support(support.passage, before, support.score)):

@@ -23,6 +23,7 @@ from ..text import STOPWORDS, words
 
 _NEGATORS = {"not", "never", "cannot", "no", "without", "neither", "nor", "hardly"}
 _NOT_ONLY = {"only", "just", "merely", "solely"}
+_CONDITIONS = {"if", "unless", "whether"}
 _PREFIXES = ("un", "non", "in", "im", "ir", "il", "dis")
 # everyday antonyms: "grow-" is a stem (growing, growth), a word without "-" only itself
 _ANTONYMS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
@@ -118,10 +119,14 @@ def denial(claim: str, sentence: str) -> str:
                 if w.startswith(p) and len(bare) >= 4 and bare in b_set and w not in b_set \
                         and bare not in a_set and (p != "in" or bare[0] in "aeiou"):
                     return w if a is said else bare  # the sentence's word
-    # 3. antonyms: one side's word, the other side's opposite, neither word on both sides
+    # 3. antonyms: one side's word, the other side's opposite, neither word on both sides; a
+    # word of the claim's condition is not asserted ("it could derail if the U.S. fails to …"
+    # against "success hinges on …")
+    cond = next((i for i, w in enumerate(claimed) if w in _CONDITIONS), len(claimed))
+    hypothetical = set(claimed[cond:]) - set(claimed[:cond])
     for x, y in _ANTONYMS:
         for one, other in ((x, y), (y, x)):
-            mine = [w for w in asserted if _is(w, one)]
+            mine = [w for w in asserted if _is(w, one) and w not in hypothetical]
             theirs = [w for w in said if _is(w, other)]
             if mine and theirs and not any(_is(w, one) for w in said) \
                     and not any(_is(w, other) for w in claimed):
