@@ -321,12 +321,11 @@ class Assistant:
             reason = f"checker: the answer {why}"
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
         extractive = False
-        if not checked.sentences and (verdict := echoed(assumed, checked.contradicted)):
-            # the model restated the question's assumption, and its quote does not say it
-            return self._correct(verdict, retrieved, context, unknown, clock)
         if not checked.sentences:
-            # (a sentence whose quote does not say it, often a false premise the model
-            # affirmed, is dropped like any other: the premise check corrects before this)
+            if verdict := echoed(assumed, checked.contradicted):
+                # the model restated the question's assumption, and its quote does not say it
+                return self._correct(verdict, retrieved, context, unknown, clock)
+            # (any other sentence whose quote does not say it is dropped like the rest)
             if not reason and checked.contradicted:
                 reason = "checker: the answer contradicts its quote"
             reason = reason or "checker: no sentence was supported"
