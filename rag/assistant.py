@@ -62,6 +62,7 @@ from .questions import (
     is_overview,
     is_yes_no,
     premise_note,
+    probes_consistency,
     question_parts,
     read_follow_up,
     topic_of,
@@ -332,7 +333,7 @@ class Assistant:
             with clock.stage("extract"):
                 checkpoint()
                 found = self._extract(q, context, unknown, kind)
-            if not found and not unknown and is_yes_no(q):
+            if not found and not unknown and (is_yes_no(q) or probes_consistency(q)):
                 # "Does Tajikistan have a coastline?" where the documents say both
                 with clock.stage("conflicts"):
                     side = both_sides(q, self.embeddings.encode_query(q), context,

@@ -15,6 +15,10 @@ _SENTENCE_START = re.compile(r"(^|[.!?:;]\s+)\W*$")
 _OVERVIEW = re.compile(r"\b(summar\w*|overview|gist|"
                        r"(main|key) (points?|arguments?|ideas?|messages?|thesis|takeaways?)|"
                        r"what is (the|this) (article|document|text|piece) about|tl;?dr|"
+                       # everyday asks for the same: "sum it up", "the short version"
+                       r"sum(s|med|ming)? (it |this |that |things )?up|in a nutshell|"
+                       r"short version|takeaways?|rundown|recap\w*|in brief|"
+                       r"break(s|ing)? (\w+ ){0,2}down|boil(s|ed)? (it |this )?down|"
                        # how a document treats a subject as a whole, across its parts
                        r"trace|throughout|from (its|the) (opening|beginning|start) to|"
                        r"how does (the|this) (article|document|text|piece|report|author) "
@@ -296,3 +300,13 @@ def read_follow_up(question: str, previous: list[str], vocabulary: Vocabulary | 
         if own and (vocabulary is None or any(vocabulary.knows(w) for w in own)):
             return question
     return f"{previous[-1].rstrip()} {question.lstrip()}"
+
+
+# "How does that square with …?", "Which is it?": the asker suspects the documents disagree
+_PROBES = re.compile(r"\b(squares?|reconcil\w*|(in)?consisten\w*|contradict\w*|at odds|which is "
+                     r"it|fits? with|tally|tallies|both be true)\b", re.I)
+
+
+def probes_consistency(question: str) -> bool:
+    """'How well does that square with …?', 'Which is it, going by the text?'."""
+    return bool(_PROBES.search(question))

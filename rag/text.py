@@ -118,7 +118,7 @@ def content_words(text: str) -> list[str]:
     return [w for w in words(text) if w not in STOPWORDS and len(w) > 1 or w.isdigit()]
 
 
-_US_WORDS = {"united", "states", "america", "american", "americans", "usa", "us"}
+US_WORDS = {"united", "states", "america", "american", "americans", "usa", "us"}
 # Capitals that news writing puts for their country ("Beijing's reach", "ties with Moscow"),
 # and demonyms whose stem the prefix rule misses: the word is known where its country is.
 PLACE_ALIASES = {
@@ -149,7 +149,7 @@ def known_word(word: str, vocabulary: Collection[str] | Vocabulary) -> bool:
     word = word.rstrip(".")
     if word in vocabulary or f"{word}." in vocabulary or word in STOPWORDS:
         return True
-    if word in _US_WORDS and "u.s." in vocabulary:
+    if word in US_WORDS and "u.s." in vocabulary:
         return True
     if (alias := PLACE_ALIASES.get(word)) and known_word(alias, vocabulary):
         return True

@@ -269,6 +269,24 @@ def test_a_yes_no_question_the_documents_answer_both_ways_gets_both_sides(make, 
         assert answer.abstained and answer.disagreements == [], (question, answer.text)
 
 
+def test_a_question_that_asks_whether_the_documents_square_gets_both_sides(make, corpus):
+    """Not a yes/no question, but one that asks how two statements fit: both sides, cited."""
+    from rag import DISAGREE_LABEL
+
+    (corpus / "gazetteer.txt").write_text(
+        "Velmora is a landlocked republic in the mountains.\n\n"
+        "Velmora exports timber and wool.\n\n"
+        "Each spring, naval exercises take place near the Velmora coastline.\n")
+    assistant, _ = make(NOT_FOUND, NOT_FOUND)
+    answer = assistant.ask("The gazetteer calls Velmora landlocked. How does that square with "
+                           "what it says about the naval exercises?")
+    assert answer.text.startswith(DISAGREE_LABEL), (answer.text, answer.reason)
+    quotes = [c.quote for c in answer.citations]
+    assert any("landlocked" in q for q in quotes) and any("coastline" in q for q in quotes)
+    answer = assistant.ask("Where is the Velmora coastline?")  # no probe, no yes/no: refused
+    assert answer.abstained and answer.disagreements == []
+
+
 def test_opposed_descriptions_of_different_subjects_are_no_disagreement(make, corpus):
     (corpus / "towns.txt").write_text("Brindle is a landlocked market town.\n")
     (corpus / "atlas.txt").write_text("The Ostrava coastline is long and rocky.\n")

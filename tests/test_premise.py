@@ -41,6 +41,8 @@ from .conftest import FakeLLM
      ["Is it true that Larkspur first opened the bridge in 1990?"]),
     ("What did Mayor Felix Amundsen say about the cost?",
      ["Did Mayor Felix Amundsen say anything about the cost?", "Is Felix Amundsen the Mayor?"]),
+    ("What explains the ten years the crew spent painting?",
+     ["Do the documents speak of the ten years the crew spent painting?"]),
     # no assumption to check
     ("When did the bridge open?", []),
     ("Since when has the bridge been open, and who paints it?", []),
@@ -189,6 +191,12 @@ def test_a_question_of_two_parts_asks_for_both(settings, embeddings):
     ("Trace how the report treats the tunnel, from its purpose to its risks.", True),
     ("How does the article portray the council's budget?", True),
     ("What role does the council play throughout the report?", True),
+    ("Sum up what the tunnel brings to the city, and what it risks.", True),
+    ("In a nutshell, what does the opening paragraph set up?", True),
+    ("Give me the short version of this piece.", True),
+    ("Can you break the report down for me?", True),
+    ("The piece says the tunnel highlights an investment in what?", False),
+    ("What does the council's summit sum?", False),
     ("How does the bridge carry trains?", False),
     ("Who is the key player in the deal?", False),
     ("What is the main river of the country?", False),
@@ -383,3 +391,31 @@ def test_an_assumption_the_answer_restated_against_its_quote_does_not_hold():
     other = [("Ana Ruiz is an engineer.", [Support(passage, span, 0.8)])]
     assert echoed([premise], other) is None  # an answer that does not restate it
     assert echoed([], restated) is None
+
+
+def test_an_assumed_span_of_time_in_another_unit_is_corrected_with_its_sentence(tunnel_check):
+    check, passages, verifier = tunnel_check
+    text = ("The crew spent six months painting the tunnel. The council approved the tunnel in "
+            "2019. The tunnel's murals show the coast and the old harbour cranes.")
+    passages = [type(passages[0])("t2", "crew.txt", 0, len(text), text)]
+    [wrong] = presuppositions("What explains the six years the crew spent on the tunnel's "
+                              "murals?")
+    verdict = check(wrong, passages)
+    assert verdict is not None and not verdict.holds and verdict.why == "they say “six months”"
+    p, span = verdict.evidence[0]
+    assert p.text[span.start:span.end].startswith("The crew spent six months")
+    assert verifier.calls == []
+
+
+@pytest.mark.parametrize(("question", "probes"), [
+    ("How well does that square with who runs the country?", True),
+    ("My friend says it is landlocked, but the text mentions a coast. Which is it?", True),
+    ("Is that consistent with the budget it gives later?", True),
+    ("How does the council reconcile the two figures?", True),
+    ("Where is the coastline?", False),
+    ("What squad builds the tunnel?", False),
+])
+def test_questions_that_ask_whether_the_documents_agree(question, probes):
+    from rag.questions import probes_consistency
+
+    assert probes_consistency(question) is probes

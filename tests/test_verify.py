@@ -11,6 +11,7 @@ from rag.grounding import (
     Checker,
     SupportPolicy,
     assemble,
+    durations,
     facts,
     missing_facts,
     parse_claims,
@@ -350,6 +351,10 @@ def test_the_count_a_question_asks_for_is_its_frame_not_a_figure_to_support(chec
     wrong = claim.replace("Two events", "Three events")  # a count its own list does not bear out
     unasked = checker.check(wrong, port, question="What could delay the repaint?")
     assert not unasked.sentences and "3" in unasked.dropped[0][1]
+    # a count the question takes as known ("the two …") is its frame too
+    framed = "The two events could delay the repaint of the bridge [1]."
+    assert checker.check(framed, port, question="What could the two events delay?").sentences
+    assert not checker.check(framed, port, question="What could delay the repaint?").sentences
 
 
 def test_names_an_answer_adds_by_convention_need_no_support(checker):
@@ -449,3 +454,25 @@ def test_topical_adds_uncited_sentences_closest_to_the_topic_first(checker, embe
     assert any("Margit Oduya" in s for s in said) and any("Ivo Lind" in s for s in said)
     assert topical(topic, checked, added, ctx, checker.quotes, 6)  # more, none repeated
     assert not {a.sentence for a in topical(topic, checked, added, ctx, checker.quotes, 6)} & said
+
+
+def test_a_span_of_time_is_read_with_its_unit():
+    assert durations("over the past six months; the long-term (5-10 years) outlook") == {
+        "6 month", "5 year", "10 year"}
+    assert "8 year" in facts("It took eight years.") and not durations("one year")
+
+
+def test_a_figure_with_another_unit_of_time_is_rejected(checker):
+    months = checker.check("The bridge took eight months to build [1].", passages())
+    assert not months.sentences and "8 month" in months.dropped[0][1]
+    years = checker.check("The bridge took eight years to build [1].", passages())
+    assert years.sentences and "eight years" in years.sentences[0][1][0].sentence
+
+
+def test_a_sentence_that_continues_a_dropped_one_is_dropped_too(checker):
+    alone = "These included two railway viaducts in the north [1]."
+    assert checker.check(alone, passages()).sentences  # supported on its own
+    after = checker.check("The chief engineer Anna Berg also designed other works [1]. " + alone,
+                          passages())
+    assert not after.sentences
+    assert [why for _, why in after.dropped][1] == "continues a sentence that was dropped"

@@ -7,9 +7,10 @@
 """
 
 from .checker import Checked, Checker, Support, assemble
-from .claims import Claim, facts, missing_facts, parse_claims
+from .claims import Claim, durations, facts, missing_facts, parse_claims
 from .policy import SupportPolicy
 from .quotes import QuoteIndex, QuoteIndexer, QuoteSpan
 
 __all__ = ["Checked", "Checker", "Claim", "QuoteIndex", "QuoteIndexer", "QuoteSpan", "Support",
-           "SupportPolicy", "assemble", "facts", "missing_facts", "parse_claims"]
+           "SupportPolicy", "assemble", "durations", "facts", "missing_facts",
+           "parse_claims"]

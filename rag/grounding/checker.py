@@ -19,6 +19,7 @@ What survives is numbered in order of first use by ``assemble``. Every threshold
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
@@ -42,6 +43,9 @@ from .claims import (
 from .polarity import denial
 from .policy import SupportPolicy
 from .quotes import QuoteIndexer, QuoteSpan
+
+# "These include …", "They …", "Such …": a sentence that only continues the one before it
+_CONTINUES = re.compile(r"^\W*(?:these|those|they|such|this)\b", re.I)
 
 
 @dataclass
@@ -114,7 +118,14 @@ class Checker:
         # topic words are content words ('u.s.'), facts drop a final dot ('u.s')
         asked = frozenset(facts(question))
         given = asked & ({w.rstrip(".") for w in topic} | set(topic))
+        unsupported = False  # the claim before this one was dropped for want of support
         for ci, claim in enumerate(claims):
+            if unsupported and _CONTINUES.match(claim.text):
+                # "… recommends concrete steps (unsupported). These include …": what "these"
+                # are was not supported, so the list is not either
+                result.dropped.append((claim.text, "continues a sentence that was dropped"))
+                continue
+            unsupported = False
             if is_meta(claim.text):
                 result.dropped.append((claim.text, "says nothing about the documents' content"))
                 continue
@@ -139,6 +150,7 @@ class Checker:
                 # model needed (and the 1.5B, asked, says they agree)
                 result.contradicted.append((claim.text, supports))
                 result.dropped.append((claim.text, f"the quote says the opposite (“{said}”)"))
+                unsupported = True
                 continue
             if supports and self.entails is not None and supports[0].score < pol.verify_below:
                 quoted = " ".join(self._read_with_antecedent(claim.text, s) for s in supports)
@@ -146,11 +158,13 @@ class Checker:
                     result.contradicted.append((claim.text, supports))
                     result.dropped.append((claim.text, "the quote does not say this "
                                                        "(entailment check)"))
+                    unsupported = True
                     continue
             if supports:
                 result.sentences.append((claim.text, supports))
             else:
                 result.dropped.append((claim.text, reason))
+                unsupported = True
         return result
 
     def _read_with_antecedent(self, claim: str, support: Support) -> str:

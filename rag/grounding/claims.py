@@ -103,6 +103,25 @@ _COUNTED = re.compile(rf"\b({'|'.join(NUMBER_WORDS)}|\d+)\s+(?:[\w-]+\s+){{0,10}
                       r"[:–—]\s*(?P<items>[^.;:]+)", re.I)
 
 
+# "six months", "5-10 years", "a 30-year": a figure is read with its unit of time, so "six years"
+# is not supported by "six months"
+DURATION = re.compile(rf"\b({'|'.join(NUMBER_WORDS)}|\d+(?:\.\d+)?)(?:\s*(?:-|–|to)\s*"
+                       rf"({'|'.join(NUMBER_WORDS)}|\d+(?:\.\d+)?))?[\s-]+"
+                       r"(year|month|week|day|decade|hour|minute)s?\b", re.I)
+
+
+def durations(text: str) -> set[str]:
+    """The spans of time ``text`` states, as 'figure unit' ("next 6 months" -> {"6 month"},
+    "5-10 years" -> {"5 year", "10 year"}); "one" is no figure, as in ``facts``."""
+    out = set()
+    for m in DURATION.finditer(text):
+        for n in filter(None, (m.group(1), m.group(2))):
+            n = NUMBER_WORDS.get(n.lower(), n)
+            if n != "1":
+                out.add(f"{n} {m.group(3).lower()}")
+    return out
+
+
 def _spelled_out(claim: str) -> set[str]:
     """Acronyms in parentheses right after the words they abbreviate (lowercased)."""
     out = set()
@@ -139,6 +158,7 @@ def facts(claim: str) -> set[str]:
         elif w in NUMBER_WORDS and w != "one":
             out.add(NUMBER_WORDS[w])
     out -= _enumerated(claim)
+    out |= durations(claim)
     spelled = _spelled_out(claim)
     for m in _NAME.finditer(claim):
         is_first = bool(_OPENS.search(claim[:m.start()]))
@@ -159,7 +179,8 @@ def facts(claim: str) -> set[str]:
 def terms(text: str) -> set[str]:
     """The words of ``text`` as facts are compared with them (number words as digits)."""
     ws = words(text)
-    return {NUMBER_WORDS.get(w, w) for w in ws} | set(ws) | {w.rstrip(".") for w in ws}
+    return ({NUMBER_WORDS.get(w, w) for w in ws} | set(ws) | {w.rstrip(".") for w in ws}
+            | durations(text))
 
 
 def missing_facts(claim: str, evidence: str) -> set[str]:
@@ -198,13 +219,14 @@ def restates(claim: str, question: str) -> bool:
     return bool(said) and all(known_word(w, asked) for w in said)
 
 
-_ASKED_COUNT = re.compile(r"\b(?:what|which)\s+(?P<n>two|three|four|five|six|seven|eight|nine|"
+_ASKED_COUNT = re.compile(r"\b(?:what|which|the)\s+(?P<n>two|three|four|five|six|seven|eight|nine|"
                           r"ten|\d+)\s+\w", re.I)
 
 
 def asked_counts(question: str) -> set[str]:
-    """The number a question asks to be listed ("What two developments …?" -> {"2"}): an
-    answer naming "two developments" repeats the question's frame, not a figure of its own."""
+    """The number a question asks to be listed ("What two developments …?" -> {"2"}) or takes
+    as known ("… the two AI companies' involvement …"): an answer naming "two developments"
+    repeats the question's frame, not a figure of its own."""
     out = set()
     for m in _ASKED_COUNT.finditer(question):
         n = m["n"].lower()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..text import content_words, is_instruction
+from ..text import US_WORDS, content_words, is_instruction
 from ..types import Citation, Disagreement, Passage
 from .checker import Checked, Support
 from .quotes import QuoteIndex, QuoteSpan
@@ -188,7 +188,10 @@ def _names(sentence: str) -> set[str]:
     """Stems of the capitalised words of ``sentence`` but its first ('Tajikistan', 'Tajik' ->
     'tajik')."""
     words = re.findall(r"[A-Za-z][\w’'-]*", sentence)
-    return {w[:5].lower() for w in words[1:] if w[0].isupper() and len(w) > 3}
+    # "America" is "U.S.", which is too short to count, so it does not count either
+    return {w[:5].lower() for w in words[1:]
+            if w[0].isupper() and len(w) > 3
+            and re.split(r"[’']", w.lower())[0] not in US_WORDS}
 
 
 def opposed(sentences: list[tuple[str, list[Support]]], passages: list[Passage],
@@ -241,7 +244,7 @@ def both_sides(text: str, question_vector: np.ndarray, passages: list[Passage],
     shows to be about one side of an ``OPPOSED`` pair ("Does Tajikistan have a coastline?"):
     the sentence of ``passages`` closest to the question that carries each side, when both
     exist about the same subject (same document, or a name in common); the earlier one in the
-    documents is ``said``, and the two name every name of ``text``. None otherwise: the
+    documents is ``said``, and their passages name every name of ``text``. None otherwise: the
     documents' disagreement is then no answer."""
     indexes = [quotes(p) for p in passages]
     for pair in OPPOSED:
@@ -267,7 +270,7 @@ def both_sides(text: str, question_vector: np.ndarray, passages: list[Passage],
         if (one.passage.source != other.passage.source
                 and not _names(one.sentence) & _names(other.sentence)):
             continue
-        if not _names(text) <= _names(one.sentence) | _names(other.sentence):
+        if not _names(text) <= _names(one.passage.text) | _names(other.passage.text):
             continue  # "Is the naval base near Dushanbe?": about something neither side names
         first, second = sorted((one, other), key=lambda s: (s.passage.source,
                                                            s.passage.start + s.span.start))

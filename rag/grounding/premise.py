@@ -40,7 +40,7 @@ from ..questions import stated_assumption
 from ..text import STOPWORDS, content_words, fenced, known_word, normalize
 from ..types import Passage
 from .checker import Support
-from .claims import facts, terms
+from .claims import DURATION, durations, facts, terms
 from .entailment import reply
 from .polarity import denial
 from .quotes import QuoteIndexer, QuoteSpan
@@ -56,6 +56,9 @@ def _opening(word: str) -> re.Pattern[str]:
 
 
 _WHY = _opening("why")
+# "What explains the six years Washington has spent …?": a why question about a noun phrase
+_EXPLAINS = re.compile(r"^\W*what\s+(?:explains|accounts\s+for|is\s+behind|lies\s+behind|drove|"
+                       r"drives|led\s+to|caused)\s+(?P<rest>.+?)[\s?.!]*$", re.I | re.S)
 # "How did the Taliban's loss of power open the door …?" presupposes "Did … open the door?"
 _HOW = _opening("how")
 _ACCORDING = re.compile(r",?\s*\b(?:according to|in the view of|as (?:stated|said) in)\s+(?:the|"
@@ -143,6 +146,9 @@ def presuppositions(question: str) -> list[Premise]:
     if m := _WHY.match(_ACCORDING.sub("", question)):
         rest = _SECOND_PART.sub("", m["rest"]).strip(" ,")
         out.append(Premise(f"{m['aux'].capitalize()} {rest}?"))
+    elif m := _EXPLAINS.match(_ACCORDING.sub("", question)):
+        rest = _SECOND_PART.sub("", m["rest"]).strip(" ,")
+        out.append(Premise(f"Do the documents speak of {rest}?"))
     elif m := _HOW.match(_ACCORDING.sub("", question)):
         # read only, never put to the model: most "how" questions assume what is true, and
         # the model's no was measured on "why" questions alone
@@ -296,8 +302,10 @@ class PremiseCheck:
             return None
         if any(normalize(t) in normalize(premise.question) for t in unknown):
             return Verdict(premise, evidence, False)  # it names what the corpus never does
-        if figures := self._other_figures(premise, evidence):
-            return Verdict(premise, evidence, False, f"they say {figures}")
+        if self._other_figures(premise, evidence):
+            evidence = self._same_figure_first(premise, passages, evidence)
+            return Verdict(premise, evidence, False,
+                           f"they say {self._other_figures(premise, evidence)}")
         for i, (p, s) in enumerate(evidence):
             if said := denial(premise.question, p.text[s.start:s.end]):
                 return Verdict(premise, [evidence[i]] + evidence[:i] + evidence[i + 1:], False,
@@ -314,17 +322,36 @@ class PremiseCheck:
 
     @staticmethod
     def _other_figures(premise: Premise, evidence: list[tuple[Passage, QuoteSpan]]) -> str:
-        """"10 GW" assumed where the closest sentences say "1 GW": the closest sentence's own
-        figures, quoted with the word after each ("“1 GW”"), when a figure of the assumption
-        stands in none of them; else ""."""
+        """"10 GW" assumed where the closest sentences say "1 GW" ("six years" where they say
+        "six months"): the figures of the closest sentence that has any, quoted with the word
+        after each ("“1 GW”"), when a figure of the assumption stands in none of them; else
+        ""."""
         assumed = {f for f in facts(premise.question) if any(ch.isdigit() for ch in f)}
         if not assumed:
             return ""
         texts = [p.text[s.start:s.end] for p, s in evidence]
         if any(assumed <= facts(t) for t in texts):
             return ""
-        figures = [m[0] for m in _FIGURE.finditer(texts[0])]
-        return ", ".join(f"“{f}”" for f in figures)
+        for text in texts:  # the closest sentence that states a figure or a span of time
+            figures = [m[0] for m in _FIGURE.finditer(text)] + [m[0] for m in
+                                                                 DURATION.finditer(text)]
+            if figures:
+                return ", ".join(f"“{f}”" for f in dict.fromkeys(figures))
+        return "other figures"
+
+    def _same_figure_first(self, premise: Premise, passages: list[Passage],
+                           evidence: list[tuple[Passage, QuoteSpan]]
+                           ) -> list[tuple[Passage, QuoteSpan]]:
+        """The evidence led by the first sentence that gives the assumed span of time's figure
+        in another unit ("six months" for "six years"), when the closest ones do not."""
+        figures = {d.split()[0] for d in durations(premise.question)}
+        for p, span, _ in self._sentences(passages):
+            said = durations(p.text[span.start:span.end])
+            if any(d.split()[0] in figures for d in said):
+                if (p, span) in evidence:
+                    return evidence
+                return [(p, span)] + evidence[:self.sentences - 1]
+        return evidence
 
     def _affiliation(self, premise: Premise, passages: list[Passage]) -> Verdict | None:
         surname = _surname(premise.person)
