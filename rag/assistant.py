@@ -34,6 +34,7 @@ from .grounding import (
     Checked,
     Checker,
     QuoteIndexer,
+    QuoteSpan,
     Support,
     SupportPolicy,
     assemble,
@@ -57,6 +58,7 @@ from .questions import (
     QuestionError,
     asked,
     asks_for,
+    asks_who_said,
     clean_question,
     gives,
     is_overview,
@@ -64,6 +66,7 @@ from .questions import (
     premise_note,
     probes_consistency,
     question_parts,
+    quoted_phrases,
     read_follow_up,
     topic_of,
     unknown_terms,
@@ -320,8 +323,19 @@ class Assistant:
             why = f"gives no {kind}, which the question asks for"
             checked = Checked(dropped=checked.dropped + [(t, why) for t, _ in checked.sentences])
             reason = f"checker: the answer {why}"
+        checked, speaker = self._who_said(q, checked, context)
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
         extractive = False
+        if speaker and not any(speaker[0] in t for t, _ in checked.sentences):
+            # "Who said 'strategic calculus'?": the speaker's own sentences, when the answer
+            # does not name them (alone, or after what the answer kept)
+            shown = [Support(p, span, 1.0) for p, span in speaker[1]]
+            added = [(quoted(x.quote), [x]) for x in shown]
+            if checked.sentences:
+                added[0] = (f"{EXTRACTIVE_LABEL} {added[0][0]}", added[0][1])
+            else:
+                extractive, reason = True, reason or "the answer did not name the speaker"
+            checked = Checked(checked.sentences + added, checked.dropped, checked.contradicted)
         if not checked.sentences:
             if verdict := echoed(assumed, checked.contradicted):
                 # the model restated the question's assumption, and its quote does not say it
@@ -477,6 +491,27 @@ class Assistant:
             return []
         return extract(question, self.embeddings.encode_query(question), context,
                        self.checker.quotes, self.answers, fits=lambda s: gives(kind, s, question))
+
+    def _who_said(self, question: str, checked: Checked, context: list[Passage]
+                  ) -> tuple[Checked, tuple[str, list[tuple[Passage, QuoteSpan]]] | None]:
+        """For a question that quotes words and asks who said them: the speaker the documents
+        give them to (surname, sentences to show), and the answer without its sentences that
+        name another speaker of the documents instead ("Dr. Emily Harding … notes …" for words
+        Miriev says)."""
+        if self.premise_check is None or not asks_who_said(question):
+            return checked, None
+        found = self.premise_check.speaker_of(quoted_phrases(question), context)
+        if found is None:
+            return checked, None
+        who = found[0]
+        others = {name for name, _ in self.premise_check.speakers(context).values()} - {who}
+        keep, gone = [], []
+        for text, supports in checked.sentences:
+            wrong = [o for o in others if o in text] if who not in text else []
+            (gone if wrong else keep).append((text, supports))
+        why = f"names another speaker than the one the documents give the quoted words ({who})"
+        return (Checked(keep, checked.dropped + [(t, why) for t, _ in gone], checked.contradicted),
+                found)
 
     def _complete(self, question: str, parts: list[str], overview: bool, checked: Checked,
                   context: list[Passage], label: bool = True) -> Checked:

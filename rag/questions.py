@@ -150,6 +150,10 @@ _ASKS = (("time", re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:when|since when|(?:i
                             r"\s*what (?:year|month|date|decade|century))\b", re.I)),
          ("count", re.compile(rf"^\W*(?:(?:and|so|but)\s+)?{_PREP}how many\b", re.I)),
          ("amount", re.compile(rf"^\W*(?:(?:and|so|but)\s+)?{_PREP}how much\b", re.I)),
+         # "Roughly what share of…?", "What dollar amount…?", "What percentage…?"
+         ("amount", re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:roughly|approximately|about)?\s*"
+                               rf"{_PREP}(?:what|which)\s+(?:[\w-]+\s+)?(?:share|percentage|"
+                               r"proportion|fraction|percent|amount|sum|price)\b", re.I)),
          ("name", re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:who|whom|(?:(?:in|on|at|for|from|by|"
                              r"with|to)\s+)?(?:which|what)\s+"
                              r"(?:(?!of\b)[\w.-]+\s+){0,3}?(?:agenc(?:y|ies)|organi[sz]ations?|compan(?:y|ies)|firms?|"
@@ -310,3 +314,21 @@ _PROBES = re.compile(r"\b(squares?|reconcil\w*|(in)?consisten\w*|contradict\w*|a
 def probes_consistency(question: str) -> bool:
     """'How well does that square with …?', 'Which is it, going by the text?'."""
     return bool(_PROBES.search(question))
+
+
+# 'strategic calculus', “human rights and democratic values”: words a question quotes (an
+# apostrophe inside a word, as in "Tajikistan's", opens no quotation)
+_QUOTED = re.compile(r"(?<![\w’'])['‘\"“](?P<phrase>[^'‘’\"“”]{3,120}?)['’\"”](?![\w’'])")
+_WHO = re.compile(r"\b(?:who|whom|whose)\b|\b(?:full\s+)?name\b|\bwhich\s+(?:expert|source|"
+                  r"analyst|specialist|person|official)\b", re.I)
+
+
+def quoted_phrases(question: str) -> list[str]:
+    """The phrases of two words or more that ``question`` quotes."""
+    return [m["phrase"].strip() for m in _QUOTED.finditer(question)
+            if len(m["phrase"].split()) >= 2]
+
+
+def asks_who_said(question: str) -> bool:
+    """The question quotes words and asks who (or whose name) is behind them."""
+    return bool(quoted_phrases(question)) and bool(_WHO.search(question))

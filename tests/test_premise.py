@@ -219,6 +219,11 @@ def test_overview_questions(question, overview):
      "count", False),
     ("How much is the deal worth?", "$3.2 billion.", "amount", True),
     ("How much is the deal worth?", "A great deal.", "amount", False),
+    ("Roughly what share of the world's tin could the mine supply?", "The mine holds "
+     "significant deposits of tin.", "amount", False),
+    ("What dollar amount does the report put on the bridge?", "It cost 6.25 million pounds.",
+     "amount", True),
+    ("What value does the council place on safety?", "It calls safety paramount.", "", True),
     ("Who designed the bridge?", "Margit Oduya.", "name", True),
     ("Who designed the Calder bridge?", "The Calder bridge was designed in 2019.", "name", False),
     ("Which city agency inspects the Calder bridge?", "The city inspects the bridge yearly, "
@@ -419,3 +424,38 @@ def test_questions_that_ask_whether_the_documents_agree(question, probes):
     from rag.questions import probes_consistency
 
     assert probes_consistency(question) is probes
+
+
+def test_who_said_the_quoted_words_is_answered_with_their_speaker(make, corpus):
+    """A question that quotes words and asks who said them: an answer naming another speaker
+    is not shown; the sentence naming the words' speaker is, verbatim and cited."""
+    from rag import EXTRACTIVE_LABEL
+
+    (corpus / "tunnel.txt").write_text(
+        "Dr. Ana Ruiz, an engineer at Calder University, argues that the tunnel will halve "
+        "commuting times.\n\nDr. Tom Hale, a fellow at the Meridian Institute, notes that the "
+        "cost overruns could sink the city budget.\n")
+    wrong = "Dr. Ana Ruiz, an engineer at Calder University, argues that the tunnel will halve " \
+            "commuting times [1]."
+    assistant, _, _ = with_premise_check(make, "Yes", wrong, wrong)
+    answer = assistant.ask("Who warned that the 'cost overruns' could sink the budget, and where "
+                           "does that person work?")
+    assert answer.text.startswith(EXTRACTIVE_LABEL) and "Ruiz" not in answer.text, answer.text
+    assert [c.source for c in answer.citations] == ["tunnel.txt"]
+    assert "Tom Hale, a fellow at the Meridian Institute" in answer.citations[0].quote
+    assert any("another speaker" in d for d in answer.dropped)
+    # words the right speaker said, asked of without quoting them: the model's answer stands
+    answer = assistant.ask("Who expects the tunnel to halve commuting times?")
+    assert "Ruiz" in answer.text and not answer.text.startswith(EXTRACTIVE_LABEL)
+
+
+@pytest.mark.parametrize(("question", "phrases", "who"), [
+    ("Who said the tunnel was a 'costly mistake'?", ["costly mistake"], True),
+    ("Whose words are “cannot fundamentally alter”?", ["cannot fundamentally alter"], True),
+    ("What does the tunnel's 'strategic value' rest on?", ["strategic value"], False),
+    ("Who runs Tajikistan's tunnel?", [], False),  # an apostrophe opens no quotation
+])
+def test_words_a_question_quotes(question, phrases, who):
+    from rag.questions import asks_who_said, quoted_phrases
+
+    assert quoted_phrases(question) == phrases and asks_who_said(question) is who

@@ -229,6 +229,22 @@ class PremiseCheck:
             out[(p.source, start)] = last[0]
         return out
 
+    def speaker_of(self, phrases: list[str], passages: list[Passage]
+                   ) -> tuple[str, list[tuple[Passage, QuoteSpan]]] | None:
+        """Who says the words a question quotes ("the person the article quotes on
+        'strategic calculus'"): the speaker's surname and the sentences to show, the one
+        naming them first, then the one holding the words if it is another; None when no
+        quoted phrase stands in a speaker's sentence."""
+        speaking = self.speakers(passages)
+        wanted = [normalize(phrase) for phrase in phrases]
+        for p, span, _ in self._sentences(passages):
+            if not any(w in normalize(p.text[span.start:span.end]) for w in wanted):
+                continue
+            if found := speaking.get((p.source, p.start + span.start)):
+                who, naming = found
+                return who, [naming] if naming == (p, span) else [naming, (p, span)]
+        return None
+
     def _misattributed(self, premise: Premise, passages: list[Passage]) -> Verdict | None:
         """A claim the question credits to one speaker whose closest sentence another speaker
         says ("Why does Miriev warn ...?" for Harding's words): does not hold."""
