@@ -227,10 +227,18 @@ _PART_BREAK = re.compile(r"(?:[,;]?\s+and\s+|;\s*|\?\s+(?:and\s+)?)(?=(?:what|wh
                          r"whose|where|when|how|why|is|are|does|do|did)\b)", re.I)
 
 
+_OPENING = re.compile(r"^\W*(how \w+|what|which|who|where|why)\b", re.I)
+
+
 def question_parts(question: str) -> list[str]:
     """The parts of a multi-part question ('Which companies are behind the mineral deals, and
     which company is behind the aviation deal?' -> two), or the question alone."""
     parts = [p.strip(" ,;?") for p in _PART_BREAK.split(question) if p and p.strip(" ,;?")]
+    if m := _OPENING.match(question):
+        # "How long has he held power, how long is the short term, …?": the question's own
+        # opening again after a comma starts a part too
+        again = re.compile(rf",\s+(?={re.escape(m[1])}\b)", re.I)
+        parts = [q for p in parts for q in again.split(p)]
     return [f"{p[0].upper()}{p[1:]}?" for p in parts] if len(parts) > 1 else [question]
 
 

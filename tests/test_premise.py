@@ -152,6 +152,11 @@ def test_a_question_without_an_assumption_never_asks_the_verifier(make):
     ("How long is the bridge? And who paid for it?", ["How long is the bridge?",
                                                       "Who paid for it?"]),
     ("Who designed and built the bridge?", ["Who designed and built the bridge?"]),
+    ("How long is the bridge, how long is the tunnel, and how long is the ferry ride?",
+     ["How long is the bridge?", "How long is the tunnel?", "How long is the ferry ride?"]),
+    ("When the bridge opened in 1932, what did it carry?",  # a clause first, then the question
+     ["When the bridge opened in 1932, what did it carry?"]),
+    ("Who paid, in the end, for the bridge?", ["Who paid, in the end, for the bridge?"]),
     ("When did the bridge open?", ["When did the bridge open?"]),
 ])
 def test_the_parts_of_a_question(question, parts):
