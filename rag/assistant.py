@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,7 +40,7 @@ from .grounding import (
     SupportPolicy,
     assemble,
 )
-from .grounding.complete import missing, readable, spread, topical
+from .grounding.complete import cites, missing, readable, spread, topical
 from .grounding.conflicts import (
     Conflict,
     both_sides,
@@ -325,16 +326,19 @@ class Assistant:
             reason = f"checker: the answer {why}"
         checked, speaker = self._who_said(q, checked, context)
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
-        extractive = False
-        if speaker and not any(speaker[0] in t for t, _ in checked.sentences):
+        extractive = labelled = False
+        if speaker and not any(_mentions(speaker[0], t) for t, _ in checked.sentences):
             # "Who said 'strategic calculus'?": the speaker's own sentences, when the answer
             # does not name them (alone, or after what the answer kept)
-            shown = [Support(p, span, 1.0) for p, span in speaker[1]]
+            shown = [x for p, span in speaker[1]
+                     if not cites(checked, x := Support(p, span, 1.0))]
             added = [(quoted(x.quote), [x]) for x in shown]
-            if checked.sentences:
+            if added and checked.sentences:
                 added[0] = (f"{EXTRACTIVE_LABEL} {added[0][0]}", added[0][1])
-            else:
-                extractive, reason = True, reason or "the answer did not name the speaker"
+                labelled = True
+            elif added:
+                extractive = True
+                reason = reason or "checker: the answer did not name who said the quoted words"
             checked = Checked(checked.sentences + added, checked.dropped, checked.contradicted)
         if not checked.sentences:
             if verdict := echoed(assumed, checked.contradicted):
@@ -363,7 +367,8 @@ class Assistant:
             checked = Checked(sentences=[(quoted(s.sentence), [s]) for s in found])
             extractive = True
         with clock.stage("complete"):
-            checked = self._complete(q, parts, overview, checked, context, label=not extractive)
+            checked = self._complete(q, parts, overview, checked, context,
+                                     label=not (extractive or labelled))
         with clock.stage("conflicts"):
             searched = context + [p for p in retrieved
                                   if p.chunk_id not in {c.chunk_id for c in context}]
@@ -507,7 +512,7 @@ class Assistant:
         others = {name for name, _ in self.premise_check.speakers(context).values()} - {who}
         keep, gone = [], []
         for text, supports in checked.sentences:
-            wrong = [o for o in others if o in text] if who not in text else []
+            wrong = not _mentions(who, text) and any(_mentions(o, text) for o in others)
             (gone if wrong else keep).append((text, supports))
         why = f"names another speaker than the one the documents give the quoted words ({who})"
         return (Checked(keep, checked.dropped + [(t, why) for t, _ in gone], checked.contradicted),
@@ -606,6 +611,12 @@ class Assistant:
                  clock: Stopwatch) -> Answer:
         text = f"{ABSTAIN[:-1]}: they don't mention {', '.join(unknown)}." if unknown else ABSTAIN
         return Answer(text, True, [], passages, reason=reason, timings=clock.result())
+
+
+def _mentions(surname: str, text: str) -> bool:
+    """Whether ``text`` names the person of that surname (a word of its own: "Li" is not in
+    "Libya")."""
+    return bool(re.search(rf"\b{re.escape(surname)}\b", text))
 
 
 def quoted(sentence: str) -> str:

@@ -18,7 +18,8 @@ _OVERVIEW = re.compile(r"\b(summar\w*|overview|gist|"
                        # everyday asks for the same: "sum it up", "the short version"
                        r"sum(s|med|ming)? (it |this |that |things )?up|in a nutshell|"
                        r"short version|takeaways?|rundown|recap\w*|in brief|"
-                       r"break(s|ing)? (\w+ ){0,2}down|boil(s|ed)? (it |this )?down|"
+                       r"(^|can you |could you |please )break (\w+ ){0,2}down|"
+                       r"boil(s|ed)? (it |this )?down|"
                        # how a document treats a subject as a whole, across its parts
                        r"trace|throughout|from (its|the) (opening|beginning|start) to|"
                        r"how does (the|this) (article|document|text|piece|report|author) "
@@ -227,7 +228,7 @@ _PART_BREAK = re.compile(r"(?:[,;]?\s+and\s+|;\s*|\?\s+(?:and\s+)?)(?=(?:what|wh
                          r"whose|where|when|how|why|is|are|does|do|did)\b)", re.I)
 
 
-_OPENING = re.compile(r"^\W*(how \w+|what|which|who|where|why)\b", re.I)
+_OPENING = re.compile(r"^\W*(how \w+|what (?:is|are|was|were|does|do|did))\b", re.I)
 
 
 def question_parts(question: str) -> list[str]:
@@ -315,8 +316,8 @@ def read_follow_up(question: str, previous: list[str], vocabulary: Vocabulary | 
 
 
 # "How does that square with …?", "Which is it?": the asker suspects the documents disagree
-_PROBES = re.compile(r"\b(squares?|reconcil\w*|(in)?consisten\w*|contradict\w*|at odds|which is "
-                     r"it|fits? with|tally|tallies|both be true)\b", re.I)
+_PROBES = re.compile(r"\b(squares? with|reconcil\w*|(in)?consisten(t|cy)|contradict\w*|at odds|"
+                     r"which is it|fits? with|tally|tallies|both be true)\b", re.I)
 
 
 def probes_consistency(question: str) -> bool:
@@ -329,6 +330,9 @@ def probes_consistency(question: str) -> bool:
 _QUOTED = re.compile(r"(?<![\w’'])['‘\"“](?P<phrase>[^'‘’\"“”]{3,120}?)['’\"”](?![\w’'])")
 _WHO = re.compile(r"\b(?:who|whom|whose)\b|\b(?:full\s+)?name\b|\bwhich\s+(?:expert|source|"
                   r"analyst|specialist|person|official)\b", re.I)
+# … and asks about words said: "Who says …", "the person the article quotes on …"
+_SAYING = re.compile(r"\b(?:said|says|say|saying|warn\w*|argu\w*|not(?:e|es|ed)|call\w*|coin\w*|"
+                     r"quot\w*|words|line|assessment|view|attribut\w*|source|expert)\b", re.I)
 
 
 def quoted_phrases(question: str) -> list[str]:
@@ -339,4 +343,5 @@ def quoted_phrases(question: str) -> list[str]:
 
 def asks_who_said(question: str) -> bool:
     """The question quotes words and asks who (or whose name) is behind them."""
-    return bool(quoted_phrases(question)) and bool(_WHO.search(question))
+    return (bool(quoted_phrases(question)) and bool(_WHO.search(question))
+            and bool(_SAYING.search(question)))

@@ -277,12 +277,15 @@ def test_a_question_that_asks_whether_the_documents_square_gets_both_sides(make,
         "Velmora is a landlocked republic in the mountains.\n\n"
         "Velmora exports timber and wool.\n\n"
         "Each spring, naval exercises take place near the Velmora coastline.\n")
-    assistant, _ = make(NOT_FOUND, NOT_FOUND)
-    answer = assistant.ask("The gazetteer calls Velmora landlocked. How does that square with "
-                           "what it says about the naval exercises?")
-    assert answer.text.startswith(DISAGREE_LABEL), (answer.text, answer.reason)
-    quotes = [c.quote for c in answer.citations]
-    assert any("landlocked" in q for q in quotes) and any("coastline" in q for q in quotes)
+    assistant, _ = make(NOT_FOUND, NOT_FOUND, NOT_FOUND)
+    for question in ("The gazetteer calls Velmora landlocked. How does that square with what "
+                     "it says about the naval exercises?",
+                     "Velmora is landlocked, yet the gazetteer mentions naval exercises. Which "
+                     "is it?"):
+        answer = assistant.ask(question)
+        assert answer.text.startswith(DISAGREE_LABEL), (question, answer.text, answer.reason)
+        quotes = [c.quote for c in answer.citations]
+        assert any("landlocked" in q for q in quotes) and any("coastline" in q for q in quotes)
     answer = assistant.ask("Where is the Velmora coastline?")  # no probe, no yes/no: refused
     assert answer.abstained and answer.disagreements == []
 

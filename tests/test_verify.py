@@ -355,6 +355,8 @@ def test_the_count_a_question_asks_for_is_its_frame_not_a_figure_to_support(chec
     framed = "The two events could delay the repaint of the bridge [1]."
     assert checker.check(framed, port, question="What could the two events delay?").sentences
     assert not checker.check(framed, port, question="What could delay the repaint?").sentences
+    digits = "The 9 events could delay the repaint of the bridge [1]."  # "the 2019 report" is
+    assert not checker.check(digits, port, question="What could the 9 events delay?").sentences
 
 
 def test_names_an_answer_adds_by_convention_need_no_support(checker):
@@ -467,6 +469,9 @@ def test_a_figure_with_another_unit_of_time_is_rejected(checker):
     assert not months.sentences and "8 month" in months.dropped[0][1]
     years = checker.check("The bridge took eight years to build [1].", passages())
     assert years.sentences and "eight years" in years.sentences[0][1][0].sentence
+    text = "The crew worked six long years on the murals of the bridge."
+    murals = [Passage("m1", "murals.txt", 0, len(text), text)]  # the unit, not next to six
+    assert checker.check("The crew worked six years on the murals [1].", murals).sentences
 
 
 def test_a_sentence_that_continues_a_dropped_one_is_dropped_too(checker):

@@ -45,7 +45,7 @@ from .policy import SupportPolicy
 from .quotes import QuoteIndexer, QuoteSpan
 
 # "These include …", "They …", "Such …": a sentence that only continues the one before it
-_CONTINUES = re.compile(r"^\W*(?:these|those|they|such|this)\b", re.I)
+_CONTINUES = re.compile(r"^\W*(?:these|those|they|such)\b", re.I)
 
 
 @dataclass

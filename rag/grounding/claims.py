@@ -106,13 +106,17 @@ _COUNTED = re.compile(rf"\b({'|'.join(NUMBER_WORDS)}|\d+)\s+(?:[\w-]+\s+){{0,10}
 # "six months", "5-10 years", "a 30-year": a figure is read with its unit of time, so "six years"
 # is not supported by "six months"
 DURATION = re.compile(rf"\b({'|'.join(NUMBER_WORDS)}|\d+(?:\.\d+)?)(?:\s*(?:-|–|to)\s*"
-                       rf"({'|'.join(NUMBER_WORDS)}|\d+(?:\.\d+)?))?[\s-]+"
-                       r"(year|month|week|day|decade|hour|minute)s?\b", re.I)
+                      rf"(\d+(?:\.\d+)?))?[\s-]+"
+                      # "six long years", "six more months": such words may stand between
+                      r"(?:(?:long|more|full|whole|consecutive|straight|additional|further|"
+                      r"hard|difficult|short)\s+){0,2}"
+                      r"(year|month|week|day|decade|hour|minute)s?\b", re.I)
 
 
 def durations(text: str) -> set[str]:
     """The spans of time ``text`` states, as 'figure unit' ("next 6 months" -> {"6 month"},
-    "5-10 years" -> {"5 year", "10 year"}); "one" is no figure, as in ``facts``."""
+    "5-10 years" -> {"5 year", "10 year"}); a single one ("one year", "1 month") is left out:
+    "one" is no figure in ``facts`` either."""
     out = set()
     for m in DURATION.finditer(text):
         for n in filter(None, (m.group(1), m.group(2))):
@@ -157,8 +161,9 @@ def facts(claim: str) -> set[str]:
             out.add(w)
         elif w in NUMBER_WORDS and w != "one":
             out.add(NUMBER_WORDS[w])
-    out -= _enumerated(claim)
-    out |= durations(claim)
+    listed = _enumerated(claim)
+    out -= listed
+    out |= {d for d in durations(claim) if d.split()[0] not in listed}
     spelled = _spelled_out(claim)
     for m in _NAME.finditer(claim):
         is_first = bool(_OPENS.search(claim[:m.start()]))
@@ -179,15 +184,15 @@ def facts(claim: str) -> set[str]:
 def terms(text: str) -> set[str]:
     """The words of ``text`` as facts are compared with them (number words as digits)."""
     ws = words(text)
-    return ({NUMBER_WORDS.get(w, w) for w in ws} | set(ws) | {w.rstrip(".") for w in ws}
-            | durations(text))
+    return {NUMBER_WORDS.get(w, w) for w in ws} | set(ws) | {w.rstrip(".") for w in ws}
 
 
 def missing_facts(claim: str, evidence: str) -> set[str]:
     """The claim's numbers and names that the evidence does not contain (a name may differ in
     its ending: 'Tajik' is found in 'Tajikistan', 'Chinese' in 'China')."""
     have = terms(evidence)
-    return {f for f in facts(claim) if not known_word(f, have)}
+    spans = durations(evidence)  # a span of time must be stated as such, in its own unit
+    return {f for f in facts(claim) if not (f in spans if " " in f else known_word(f, have))}
 
 
 def is_meta(claim: str) -> bool:
@@ -219,8 +224,9 @@ def restates(claim: str, question: str) -> bool:
     return bool(said) and all(known_word(w, asked) for w in said)
 
 
-_ASKED_COUNT = re.compile(r"\b(?:what|which|the)\s+(?P<n>two|three|four|five|six|seven|eight|nine|"
-                          r"ten|\d+)\s+\w", re.I)
+_ASKED_COUNT = re.compile(r"\b(?:(?:what|which)\s+(?P<n>two|three|four|five|six|seven|eight|nine|"
+                          r"ten|\d+)|the\s+(?P<known>two|three|four|five|six|seven|eight|nine|"
+                          r"ten))\s+\w", re.I)
 
 
 def asked_counts(question: str) -> set[str]:
@@ -229,6 +235,6 @@ def asked_counts(question: str) -> set[str]:
     repeats the question's frame, not a figure of its own."""
     out = set()
     for m in _ASKED_COUNT.finditer(question):
-        n = m["n"].lower()
+        n = (m["n"] or m["known"]).lower()  # "the 2019 report" is no count: only words
         out.add(n if n.isdigit() else NUMBER_WORDS[n])
     return out

@@ -270,7 +270,9 @@ def both_sides(text: str, question_vector: np.ndarray, passages: list[Passage],
         if (one.passage.source != other.passage.source
                 and not _names(one.sentence) & _names(other.sentence)):
             continue
-        if not _names(text) <= _names(one.passage.text) | _names(other.passage.text):
+        # the text's names, without the capital each of its sentences opens with ("Which is it?")
+        asked = set().union(*(_names(s) for s in re.split(r"(?<=[.!?])\s+", text)))
+        if not asked <= _names(one.passage.text) | _names(other.passage.text):
             continue  # "Is the naval base near Dushanbe?": about something neither side names
         first, second = sorted((one, other), key=lambda s: (s.passage.source,
                                                            s.passage.start + s.span.start))

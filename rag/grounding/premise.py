@@ -40,7 +40,7 @@ from ..questions import stated_assumption
 from ..text import STOPWORDS, content_words, fenced, known_word, normalize
 from ..types import Passage
 from .checker import Support
-from .claims import DURATION, durations, facts, terms
+from .claims import DURATION, durations, facts, missing_facts, terms
 from .entailment import reply
 from .polarity import denial
 from .quotes import QuoteIndexer, QuoteSpan
@@ -147,8 +147,9 @@ def presuppositions(question: str) -> list[Premise]:
         rest = _SECOND_PART.sub("", m["rest"]).strip(" ,")
         out.append(Premise(f"{m['aux'].capitalize()} {rest}?"))
     elif m := _EXPLAINS.match(_ACCORDING.sub("", question)):
+        # read only, as for "how": the model's no was measured on "why" questions alone
         rest = _SECOND_PART.sub("", m["rest"]).strip(" ,")
-        out.append(Premise(f"Do the documents speak of {rest}?"))
+        out.append(Premise(f"Do the documents speak of {rest}?", ask_model=False, lexical=True))
     elif m := _HOW.match(_ACCORDING.sub("", question)):
         # read only, never put to the model: most "how" questions assume what is true, and
         # the model's no was measured on "why" questions alone
@@ -318,10 +319,12 @@ class PremiseCheck:
             return None
         if any(normalize(t) in normalize(premise.question) for t in unknown):
             return Verdict(premise, evidence, False)  # it names what the corpus never does
-        if self._other_figures(premise, evidence):
-            evidence = self._same_figure_first(premise, passages, evidence)
-            return Verdict(premise, evidence, False,
-                           f"they say {self._other_figures(premise, evidence)}")
+        if found := self._other_unit(premise, passages):
+            (sentence, span_of_time) = found
+            evidence = [sentence] + [e for e in evidence if e != sentence][:self.sentences - 1]
+            return Verdict(premise, evidence, False, f"they say “{span_of_time}”")
+        if figures := self._other_figures(premise, evidence):
+            return Verdict(premise, evidence, False, f"they say {figures}")
         for i, (p, s) in enumerate(evidence):
             if said := denial(premise.question, p.text[s.start:s.end]):
                 return Verdict(premise, [evidence[i]] + evidence[:i] + evidence[i + 1:], False,
@@ -338,36 +341,36 @@ class PremiseCheck:
 
     @staticmethod
     def _other_figures(premise: Premise, evidence: list[tuple[Passage, QuoteSpan]]) -> str:
-        """"10 GW" assumed where the closest sentences say "1 GW" ("six years" where they say
-        "six months"): the figures of the closest sentence that has any, quoted with the word
-        after each ("“1 GW”"), when a figure of the assumption stands in none of them; else
-        ""."""
+        """"10 GW" assumed where the closest sentences say "1 GW": the closest sentence's own
+        figures, quoted with the word after each ("“1 GW”"), when a figure of the assumption
+        stands in none of them; else ""."""
         assumed = {f for f in facts(premise.question) if any(ch.isdigit() for ch in f)}
         if not assumed:
             return ""
         texts = [p.text[s.start:s.end] for p, s in evidence]
-        if any(assumed <= facts(t) for t in texts):
+        if any(not missing_facts(premise.question, t) & assumed for t in texts):
             return ""
-        for text in texts:  # the closest sentence that states a figure or a span of time
-            figures = [m[0] for m in _FIGURE.finditer(text)] + [m[0] for m in
-                                                                 DURATION.finditer(text)]
-            if figures:
-                return ", ".join(f"“{f}”" for f in dict.fromkeys(figures))
-        return "other figures"
+        figures = [m[0] for m in _FIGURE.finditer(texts[0])]
+        return ", ".join(f"“{f}”" for f in figures)
 
-    def _same_figure_first(self, premise: Premise, passages: list[Passage],
-                           evidence: list[tuple[Passage, QuoteSpan]]
-                           ) -> list[tuple[Passage, QuoteSpan]]:
-        """The evidence led by the first sentence that gives the assumed span of time's figure
-        in another unit ("six months" for "six years"), when the closest ones do not."""
-        figures = {d.split()[0] for d in durations(premise.question)}
+    def _other_unit(self, premise: Premise, passages: list[Passage]
+                    ) -> tuple[tuple[Passage, QuoteSpan], str] | None:
+        """"six years" assumed where the documents give six only in another unit ("six
+        months", and nowhere "six years"): the first sentence that does, and its words."""
+        assumed = durations(premise.question)
+        if not assumed:
+            return None
+        found = None
         for p, span, _ in self._sentences(passages):
-            said = durations(p.text[span.start:span.end])
-            if any(d.split()[0] in figures for d in said):
-                if (p, span) in evidence:
-                    return evidence
-                return [(p, span)] + evidence[:self.sentences - 1]
-        return evidence
+            text = p.text[span.start:span.end]
+            stated = durations(text)
+            if assumed & stated:
+                return None  # the documents give it in its own unit somewhere
+            figures = {d.split()[0] for d in assumed}
+            for m in DURATION.finditer(text):
+                if found is None and figures & {d.split()[0] for d in durations(m[0])}:
+                    found = ((p, span), m[0])
+        return found
 
     def _affiliation(self, premise: Premise, passages: list[Passage]) -> Verdict | None:
         surname = _surname(premise.person)
