@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import os
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,7 +50,7 @@ from .grounding.conflicts import (
 )
 from .grounding.entailment import Entailment
 from .grounding.extractive import AnswersQuestion, extract
-from .grounding.premise import PremiseCheck, Verdict, echoed, presuppositions
+from .grounding.premise import PremiseCheck, Verdict, echoed, mentions, presuppositions
 from .ingestion import IngestReport, ingest
 from .lexical import LexicalIndex
 from .models import ModelError
@@ -327,7 +326,7 @@ class Assistant:
         checked, speaker = self._who_said(q, checked, context)
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
         extractive = labelled = False
-        if speaker and not any(_mentions(speaker[0], t) for t, _ in checked.sentences):
+        if speaker and not any(mentions(speaker[0], t) for t, _ in checked.sentences):
             # "Who said 'strategic calculus'?": the speaker's own sentences, when the answer
             # does not name them (alone, or after what the answer kept)
             shown = [x for p, span in speaker[1]
@@ -512,7 +511,7 @@ class Assistant:
         others = {name for name, _ in self.premise_check.speakers(context).values()} - {who}
         keep, gone = [], []
         for text, supports in checked.sentences:
-            wrong = not _mentions(who, text) and any(_mentions(o, text) for o in others)
+            wrong = not mentions(who, text) and any(mentions(o, text) for o in others)
             (gone if wrong else keep).append((text, supports))
         why = f"names another speaker than the one the documents give the quoted words ({who})"
         return (Checked(keep, checked.dropped + [(t, why) for t, _ in gone], checked.contradicted),
@@ -611,12 +610,6 @@ class Assistant:
                  clock: Stopwatch) -> Answer:
         text = f"{ABSTAIN[:-1]}: they don't mention {', '.join(unknown)}." if unknown else ABSTAIN
         return Answer(text, True, [], passages, reason=reason, timings=clock.result())
-
-
-def _mentions(surname: str, text: str) -> bool:
-    """Whether ``text`` names the person of that surname (a word of its own: "Li" is not in
-    "Libya")."""
-    return bool(re.search(rf"\b{re.escape(surname)}\b", text))
 
 
 def quoted(sentence: str) -> str:

@@ -224,9 +224,9 @@ def restates(claim: str, question: str) -> bool:
     return bool(said) and all(known_word(w, asked) for w in said)
 
 
-_ASKED_COUNT = re.compile(r"\b(?:(?:what|which)\s+(?P<n>two|three|four|five|six|seven|eight|nine|"
-                          r"ten|\d+)|the\s+(?P<known>two|three|four|five|six|seven|eight|nine|"
-                          r"ten))\s+\w", re.I)
+_COUNT_WORDS = "two|three|four|five|six|seven|eight|nine|ten"
+_ASKED_COUNT = re.compile(rf"\b(?:(?:what|which)\s+(?P<n>{_COUNT_WORDS}|\d+)|"
+                          rf"the\s+(?P<known>{_COUNT_WORDS}))\s+\w", re.I)
 
 
 def asked_counts(question: str) -> set[str]:

@@ -247,6 +247,8 @@ def both_sides(text: str, question_vector: np.ndarray, passages: list[Passage],
     documents is ``said``, and their passages name every name of ``text``. None otherwise: the
     documents' disagreement is then no answer."""
     indexes = [quotes(p) for p in passages]
+    # the text's names, without the capital each of its sentences opens with ("Which is it?")
+    asked = set().union(*(_names(s) for s in re.split(r"(?<=[.!?])\s+", text)))
     for pair in OPPOSED:
         if not any(side.search(text) for side in pair):
             continue
@@ -270,8 +272,6 @@ def both_sides(text: str, question_vector: np.ndarray, passages: list[Passage],
         if (one.passage.source != other.passage.source
                 and not _names(one.sentence) & _names(other.sentence)):
             continue
-        # the text's names, without the capital each of its sentences opens with ("Which is it?")
-        asked = set().union(*(_names(s) for s in re.split(r"(?<=[.!?])\s+", text)))
         if not asked <= _names(one.passage.text) | _names(other.passage.text):
             continue  # "Is the naval base near Dushanbe?": about something neither side names
         first, second = sorted((one, other), key=lambda s: (s.passage.source,

@@ -125,6 +125,12 @@ class Premise:
     topic: str = ""
 
 
+def mentions(surname: str, text: str) -> bool:
+    """Whether ``text`` names the person of that surname (a word of its own: "Li" is not in
+    "Libya")."""
+    return bool(re.search(rf"\b{re.escape(surname)}\b", text))
+
+
 def _surname(name: str) -> str:
     """"Dr. Emily Harding" -> "Harding"."""
     return _TITLE.sub("", name).split()[-1]
@@ -360,13 +366,12 @@ class PremiseCheck:
         assumed = durations(premise.question)
         if not assumed:
             return None
+        figures = {d.split()[0] for d in assumed}
         found = None
         for p, span, _ in self._sentences(passages):
             text = p.text[span.start:span.end]
-            stated = durations(text)
-            if assumed & stated:
+            if assumed & durations(text):
                 return None  # the documents give it in its own unit somewhere
-            figures = {d.split()[0] for d in assumed}
             for m in DURATION.finditer(text):
                 if found is None and figures & {d.split()[0] for d in durations(m[0])}:
                     found = ((p, span), m[0])
@@ -375,7 +380,7 @@ class PremiseCheck:
     def _affiliation(self, premise: Premise, passages: list[Passage]) -> Verdict | None:
         surname = _surname(premise.person)
         naming = [(p, s) for p, s, _ in self._sentences(passages)
-                  if re.search(rf"\b{re.escape(surname)}\b", p.text[s.start:s.end])]
+                  if mentions(surname, p.text[s.start:s.end])]
         if not naming:
             return None  # the person is named nowhere here: nothing to check against
         org = content_words(premise.org)
