@@ -39,7 +39,14 @@ from .grounding import (
     SupportPolicy,
     assemble,
 )
-from .grounding.complete import cites, missing, readable, spread, topical
+from .grounding.complete import (
+    cites,
+    missing,
+    readable,
+    spread,
+    topical,
+    with_previous,
+)
 from .grounding.conflicts import (
     Conflict,
     both_sides,
@@ -49,7 +56,7 @@ from .grounding.conflicts import (
     with_disagreements,
 )
 from .grounding.entailment import Entailment
-from .grounding.extractive import AnswersQuestion, extract
+from .grounding.extractive import AnswersQuestion, extract, extract_each
 from .grounding.premise import PremiseCheck, Verdict, echoed, mentions, presuppositions
 from .ingestion import IngestReport, ingest
 from .lexical import LexicalIndex
@@ -349,7 +356,7 @@ class Assistant:
             reason = reason or "checker: no sentence was supported"
             with clock.stage("extract"):
                 checkpoint()
-                found = self._extract(q, context, unknown, kind)
+                found = self._extract(q, context, unknown, kind, parts)
             if not found and not unknown and (is_yes_no(q) or probes_consistency(q)):
                 # "Does Tajikistan have a coastline?" where the documents say both
                 with clock.stage("conflicts"):
@@ -363,7 +370,7 @@ class Assistant:
                 answer.dropped, answer.raw = dropped, output
                 return answer
             found = [readable(s, found, self.checker.quotes) for s in found]
-            checked = Checked(sentences=[(quoted(s.sentence), [s]) for s in found])
+            checked = Checked(sentences=[self._shown_with_previous(s, context) for s in found])
             extractive = True
         with clock.stage("complete"):
             checked = self._complete(q, parts, overview, checked, context,
@@ -486,15 +493,28 @@ class Assistant:
         return [lead, *passages[: self.settings.k - 1]]
 
     def _extract(self, question: str, context: list[Passage], unknown: list[str],
-                 kind: str = "") -> list[Support]:
+                 kind: str = "", parts: list[str] | None = None) -> list[Support]:
         """The sentences of the context that answer the question, when the model's own answer
         did not hold: none when the question names something the corpus does not (a false
         premise signal) or without a verifier model; each gives the ``kind`` of thing the
-        question asks for (``questions.asks_for``), if any."""
+        question asks for (``questions.asks_for``), if any. A question of several ``parts``
+        that no sentence answers whole gets the sentence that answers each part, if any (the
+        verifier says no to a sentence that answers "Who argues …" for "Who argues …, and
+        where does that person work?")."""
         if self.answers is None or unknown:
             return []
-        return extract(question, self.embeddings.encode_query(question), context,
-                       self.checker.quotes, self.answers, fits=lambda s: gives(kind, s, question))
+
+        def shown(s: Support) -> str:
+            return self._shown_with_previous(readable(s, [], self.checker.quotes), context)[0]
+
+        found = extract(question, self.embeddings.encode_query(question), context,
+                        self.checker.quotes, self.answers, fits=lambda s: gives(kind, s, question),
+                        shown=shown)
+        if found or not parts or len(parts) < 2:
+            return found
+        return extract_each(parts, [self.embeddings.encode_query(p) for p in parts], context,
+                            self.checker.quotes, self.answers,
+                            fits=lambda part, s: gives(asks_for(part), s, part), shown=shown)
 
     def _who_said(self, question: str, checked: Checked, context: list[Passage]
                   ) -> tuple[Checked, tuple[str, list[tuple[Passage, QuoteSpan]]] | None]:
@@ -545,10 +565,17 @@ class Assistant:
             return checked
         taken = [s for _, supports in checked.sentences for s in supports] + added
         added = [readable(a, taken, self.checker.quotes) for a in added]
-        sentences = [(quoted(a.sentence), [a]) for a in added]
+        sentences = [self._shown_with_previous(a, context) for a in added]
         if label:
             sentences[0] = (f"{EXTRACTIVE_LABEL} {sentences[0][0]}", sentences[0][1])
         return Checked(checked.sentences + sentences, checked.dropped, checked.contradicted)
+
+    def _shown_with_previous(self, support: Support, context: list[Passage]
+                             ) -> tuple[str, list[Support]]:
+        """A source sentence shown verbatim, after the sentence it leans on when that one ends
+        the passage before (``complete.with_previous``): the text and its quotes."""
+        group = with_previous(support, context, self.checker.quotes)
+        return quoted(" ".join(x.sentence for x in group)), group
 
     def _fallback(self, question: str, passages: list[Passage], error: Exception,
                   clock: Stopwatch) -> Answer:

@@ -88,7 +88,7 @@ class Settings:
     lexical_weight: float = 1.0
 
     # abstention gate and citation checker
-    min_relevance: float = 0.25  # best query/sentence cosine below this: abstain without the LLM
+    min_relevance: float = 0.15  # best query/sentence cosine below this: abstain without the LLM
     min_support: float = 0.45  # claim/quote score needed to keep a sentence
     max_question_chars: int = 2000
     # ask the LLM (in its own worker) whether each kept sentence's quote says what it says (a

@@ -316,6 +316,14 @@ def test_a_sentence_that_says_the_opposite_of_its_quote_is_never_shown(embedding
      "The contract raises safety concerns.", True),
     ("Did the city welcome large ships?", "The city is reluctant to allow large ships.", True),
     ("Does the historian praise the design?", "The historian warns about the design.", True),
+    ("Would a clash with the rebels strengthen the pact?",
+     "A clash with the rebels could significantly undermine the pact.", True),
+    ("The author expects the ferry company's investment to change much.",
+     "The ferry investment is unlikely to dramatically alter the economy.", True),
+    ("The author expects the ferry company's investment to change little.",
+     "The ferry investment is unlikely to dramatically alter the economy.", False),
+    ("The ferry investment is unlikely to alter the economy, the author expects.",
+     "The ferry investment is unlikely to dramatically alter the economy.", False),
     # a word of the claim's condition is not asserted
     ("The plan could stall if the city fails to pay.",
      "The plan's success hinges on the city's ability to pay.", False),
@@ -481,3 +489,80 @@ def test_a_sentence_that_continues_a_dropped_one_is_dropped_too(checker):
                           passages())
     assert not after.sentences
     assert [why for _, why in after.dropped][1] == "continues a sentence that was dropped"
+
+
+SPEAKER = ("“The harbour must stay open at night,” argues Dr. Lena Sørli, a port historian at "
+           "Vardø College.")
+WORDS = "“Closing it would cut the town off from Tromsø.”"
+
+
+def test_a_claim_may_join_a_speaker_named_in_one_chunk_and_his_words_in_the_next(checker):
+    # the two sentences in two adjacent chunks, neither holding every name: the answer cites
+    # neither, or one
+    chunks = [Passage("s1", "port.md", 0, len(SPEAKER), SPEAKER),
+              Passage("s2", "port.md", len(SPEAKER) + 1, len(SPEAKER) + 1 + len(WORDS), WORDS)]
+    claim = ("Dr. Lena Sørli of Vardø College argues that closing the harbour would cut the town "
+             "off from Tromsø")
+    for cited in ("", " [1]"):
+        checked = checker.check(f"{claim}{cited}.", chunks)
+        assert checked.sentences, checked.dropped
+        _, citations = assemble(checked)
+        assert {c.chunk_id for c in citations} == {"s1", "s2"}
+    # not across a gap: chunks that do not touch are not read as one
+    apart = [chunks[0], Passage("s2", "port.md", 500, 500 + len(WORDS), WORDS)]
+    assert not checker.check(f"{claim}.", apart).sentences
+    # nor a next sentence that reads on its own: it says nothing of what Sørli argues
+    alone = "Closing the harbour would cut the town off from Tromsø, the mayor said."
+    own = [chunks[0], Passage("s2", "port.md", len(SPEAKER) + 1,
+                              len(SPEAKER) + 1 + len(alone), alone)]
+    assert not checker.check(f"{claim}.", own).sentences
+
+
+def _port_chunks():
+    return [Passage("s1", "port.md", 0, len(SPEAKER), SPEAKER),
+            Passage("s2", "port.md", len(SPEAKER) + 1, len(SPEAKER) + 1 + len(WORDS), WORDS)]
+
+
+def test_a_bare_quotation_opening_a_chunk_is_shown_after_its_speaker(checker):
+    from rag.grounding.checker import Support
+    from rag.grounding.complete import with_previous
+
+    chunks = _port_chunks()
+    index = checker.quotes(chunks[1])
+    words = Support(chunks[1], index.spans[index.sentences()[0]], 1.0)
+    group = with_previous(words, chunks, checker.quotes)
+    assert [s.passage.chunk_id for s in group] == ["s1", "s2"]
+    assert "Sørli" in group[0].sentence and group[1].sentence == WORDS
+    # a sentence readable on its own stays alone, and so does one with no passage before it
+    index = checker.quotes(chunks[0])
+    speaker = Support(chunks[0], index.spans[index.sentences()[0]], 1.0)
+    assert with_previous(speaker, chunks, checker.quotes) == [speaker]
+    assert with_previous(words, chunks[1:], checker.quotes) == [words]
+
+
+def test_the_verifier_reads_a_sentence_as_shown_and_each_part_gets_its_own(checker, embeddings):
+    from rag.grounding.extractive import extract, extract_each
+
+    chunks = _port_chunks()
+    asked: list[str] = []
+
+    def answers(question: str, text: str) -> bool:  # a verifier that needs the speaker's name
+        asked.append(text)
+        return "Sørli" in text and ("Tromsø" in text or "college" in question.lower())
+
+    question = "Who says closing the harbour would cut the town off from Tromsø?"
+    qvec = embeddings.encode_query(question)
+    assert extract(question, qvec, chunks, checker.quotes, answers, min_similarity=0.0,
+                   top=1) == []
+    assert asked == [WORDS]  # the bare quotation, without who says it
+    shown = {WORDS: SPEAKER + " " + WORDS}
+    found = extract(question, qvec, chunks, checker.quotes, answers, min_similarity=0.0, top=1,
+                    shown=lambda s: shown.get(s.sentence, s.sentence))
+    assert [s.passage.chunk_id for s in found] == ["s2"]
+    # two parts, each answered by its own sentence, none twice
+    parts = ["Who says closing the harbour would cut the town off?",
+             "Which college is the port historian at?"]
+    found = extract_each(parts, [embeddings.encode_query(p) for p in parts], chunks,
+                         checker.quotes, answers, min_similarity=0.0,
+                         shown=lambda s: shown.get(s.sentence, s.sentence))
+    assert sorted(s.passage.chunk_id for s in found) == ["s1", "s2"]

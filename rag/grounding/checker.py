@@ -42,7 +42,7 @@ from .claims import (
 )
 from .polarity import denial
 from .policy import SupportPolicy
-from .quotes import QuoteIndexer, QuoteSpan
+from .quotes import QuoteIndexer, QuoteSpan, leans_on_previous
 
 # "These include …", "They …", "Such …": a sentence that only continues the one before it
 _CONTINUES = re.compile(r"^\W*(?:these|those|they|such)\b", re.I)
@@ -247,7 +247,52 @@ class Checker:
                               if q.score >= pol.min_support - pol.multi_passage_slack]
                     if len(quotes) > 1:
                         return quotes, ""
+        if joined := self._adjacent(claim.text, asserted, vecs, passages, given | excused):
+            return joined, ""
         return [], reason or "not supported by any retrieved passage"
+
+    def _adjacent(self, claim: str, asserted: str, vecs: list[np.ndarray],
+                  passages: list[Passage], allowed: frozenset[str]) -> list[Support]:
+        """Quotes of two sentences that read as one across a chunk boundary, when neither
+        passage alone holds every name and figure of the claim: the last sentence of a passage
+        and the first of the one right after it (same source, touching or overlapping), which
+        leans on it (``quotes.leans_on_previous``: a speaker named in one chunk, "“… its
+        relationship with Russia.”" opening the next), however the model cited them. Together
+        they hold the claim's facts, and each scores at least ``min_support -
+        multi_passage_slack``. Only such pairs: facts joined from sentences that do not read
+        together ("Coca-Cola" here, "U.S. national security" there) would make a claim neither
+        says."""
+        pol = self.policy
+        need = missing_facts(asserted, "") - allowed
+        if not need:
+            return []
+        ordered = sorted(passages, key=lambda p: (p.source, p.start))
+        for a, b in zip(ordered, ordered[1:], strict=False):
+            if a.source != b.source or b.start > a.end + 2 or b.start <= a.start:
+                continue
+            last, first = self.quotes(a), self.quotes(b)
+            rows_a, rows_b = last.sentences(), first.sentences()
+            if not rows_a or not rows_b:
+                continue
+            end_a, start_b = last.spans[rows_a[-1]], first.spans[rows_b[0]]
+            if b.start + start_b.sentence_start < a.start + end_a.sentence_end \
+                    or not leans_on_previous(first.sentence_of(start_b)):
+                continue  # overlapping chunks, or a sentence readable on its own
+            joined = f"{last.sentence_of(end_a)} {first.sentence_of(start_b)}"
+            if missing_facts(asserted, joined) - allowed:
+                continue
+            lack_a = missing_facts(asserted, last.sentence_of(end_a)) & need
+            lack_b = missing_facts(asserted, first.sentence_of(start_b)) & need
+            if not lack_a or not lack_b:
+                continue  # one sentence holds them all: read alone
+            quotes = [self.best_quote(claim, vecs, a, allowed | lack_a),
+                      self.best_quote(claim, vecs, b, allowed | lack_b)]
+            pair = [q for q in quotes if q is not None
+                    and q.score >= pol.min_support - pol.multi_passage_slack]
+            if len(pair) == 2 and pair[0].span.sentence_start == end_a.sentence_start \
+                    and pair[1].span.sentence_start == start_b.sentence_start:
+                return pair
+        return []
 
 
 def assemble(checked: Checked) -> tuple[str, list[Citation]]:

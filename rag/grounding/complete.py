@@ -22,7 +22,6 @@ passages. Three steps add whole source sentences, verbatim and cited, after the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import numpy as np
@@ -32,7 +31,7 @@ from ..types import Passage
 from .checker import Checked, Support
 from .claims import facts, terms
 from .extractive import ranked
-from .quotes import QuoteIndexer, QuoteSpan
+from .quotes import QuoteIndexer, QuoteSpan, leans_on_previous
 
 # how much the share of the part's content words found in a sentence adds to its cosine
 LEXICAL_WEIGHT = 0.3
@@ -129,22 +128,13 @@ def _same(a: Support, b: Support) -> bool:
                                                            b.span.sentence_start)
 
 
-# a sentence that opens by referring back to the one before ("It is …", "This deal …")
-_REFERS_BACK = re.compile(r"^\W*(?:it|its|it[’']s|this|these|those|they|their|he|his|she|her|"
-                          r"such)\b", re.I)
-
-
-# a sentence that is a quotation and nothing else: its speaker is named in the sentence before
-_BARE_QUOTE = re.compile(r"^\W*[“\"][^“”\"]+[”\"]\W*$")
-
-
 def readable(support: Support, taken: list[Support], quotes: QuoteIndexer) -> Support:
     """A source sentence shown on its own, readable: one that opens by referring back ("It is
     a calculated move …"), or a bare quotation whose speaker the sentence before names
     ("“While the U.S. can offer …”" after "… argues Dr. Almas Miriev, …"), is quoted from the
     sentence before it in its passage, unless one of ``taken`` (the answer's quotes) already
     quotes that one."""
-    if not (_REFERS_BACK.match(support.sentence) or _BARE_QUOTE.match(support.sentence)):
+    if not leans_on_previous(support.sentence):
         return support
     before = quotes(support.passage).previous_span(support.span)
     if before is None or overlaps(taken, Support(support.passage, before, support.score)):
@@ -152,3 +142,25 @@ def readable(support: Support, taken: list[Support], quotes: QuoteIndexer) -> Su
     span = QuoteSpan(before.start, support.span.sentence_end, before.start,
                      support.span.sentence_end)
     return Support(support.passage, span, support.score)
+
+
+def with_previous(support: Support, passages: list[Passage],
+                  quotes: QuoteIndexer) -> list[Support]:
+    """``readable`` across a chunk boundary: a sentence that leans on the one before it
+    (``quotes.leans_on_previous``) and opens its passage comes after the last sentence of the
+    passage right before it (same source, touching: "… argues Dr. Almas Miriev, …" ending one
+    chunk, "“While the U.S. can offer …”" opening the next); any other sentence alone."""
+    index = quotes(support.passage)
+    if not leans_on_previous(support.sentence) or index.previous_span(support.span) is not None:
+        return [support]
+    here = support.passage
+    before = next((p for p in passages if p.source == here.source
+                   and p.start < here.start <= p.end + 2), None)
+    rows = quotes(before).sentences() if before is not None else []
+    if before is None or not rows:
+        return [support]
+    last = quotes(before).spans[rows[-1]]
+    span = QuoteSpan(last.sentence_start, last.sentence_end, last.sentence_start,
+                     last.sentence_end)
+    return [Support(before, span, support.score), support]
+

@@ -62,16 +62,42 @@ def ranked(question_vector: np.ndarray, passages: list[Passage], quotes: QuoteIn
 def extract(question: str, question_vector: np.ndarray, passages: list[Passage],
             quotes: QuoteIndexer, answers: Callable[[str, str], bool], top: int = 3,
             keep: int = 2, min_similarity: float = 0.57,
-            fits: Callable[[str], bool] = lambda sentence: True) -> list[Support]:
+            fits: Callable[[str], bool] = lambda sentence: True,
+            shown: Callable[[Support], str] = lambda support: support.sentence
+            ) -> list[Support]:
     """Up to ``keep`` whole sentences of ``passages`` that answer ``question``: of the ``top``
     closest to it that ``fits`` (a 'When…?' question: sentences giving a time), those at least
-    ``min_similarity`` close that ``answers`` accepts, closest first."""
+    ``min_similarity`` close that ``answers`` accepts, closest first. ``answers`` reads each
+    sentence as it would be shown (``shown``: a bare quotation after the sentence naming its
+    speaker, for "Who argues …?")."""
     out: list[Support] = []
     for support in ranked(question_vector, passages, quotes, fits)[:top]:
         if support.score < min_similarity:
             break
-        if answers(question, support.sentence):
+        if answers(question, shown(support)):
             out.append(support)
             if len(out) == keep:
                 break
     return out
+
+
+def extract_each(parts: list[str], vectors: list[np.ndarray], passages: list[Passage],
+                 quotes: QuoteIndexer, answers: Callable[[str, str], bool],
+                 fits: Callable[[str, str], bool] = lambda part, sentence: True,
+                 shown: Callable[[Support], str] = lambda support: support.sentence,
+                 min_similarity: float = 0.57) -> list[Support]:
+    """For a question of several parts (``vectors``: their embeddings) that no sentence answers
+    whole, the sentence that answers each part (``extract`` with ``keep=1``; ``fits(part,
+    sentence)``), none twice: the verifier says no to the sentence that answers "Who argues
+    …" when asked "Who argues …, and where does that person work?"."""
+    out: list[Support] = []
+    seen: set[tuple[str, int]] = set()
+    for part, vector in zip(parts, vectors, strict=True):
+        for s in extract(part, vector, passages, quotes, answers, keep=1,
+                         min_similarity=min_similarity,
+                         fits=lambda sentence, p=part: fits(p, sentence), shown=shown):
+            if (key := (s.passage.chunk_id, s.span.sentence_start)) not in seen:
+                seen.add(key)
+                out.append(s)
+    return out
+

@@ -26,19 +26,26 @@ _NOT_ONLY = {"only", "just", "merely", "solely"}
 _CONDITIONS = {"if", "unless", "whether"}
 _PREFIXES = ("un", "non", "in", "im", "ir", "il", "dis")
 # everyday antonyms: "grow-" is a stem (growing, growth), a word without "-" only itself
+_EXPECTS = (("expect-", "anticipat-", "predict-"), ("unlikely", "improbabl-", "doubtful"))
+# a claim that expects little ("expects it to change little") agrees with "unlikely to …"
+_LITTLE = {"little", "hardly", "barely", "scarcely", "minimal", "modest", "marginal-"}
 _ANTONYMS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("increas-",), ("decreas-", "reduc-")), (("grow-", "grew"), ("shrink-", "shrank", "declin-")),
     (("expand-", "expansion"), ("shrink-", "shrank", "contract-")),
     (("rise", "rises", "rising", "rose", "risen"), ("fall", "falls", "falling", "fell", "fallen")),
-    (("strengthen-", "stronger"), ("weaken-", "weaker")), (("large", "larger", "big", "bigger"),
-                                                         ("small", "smaller")),
+    (("strengthen-", "stronger", "bolster-"), ("weaken-", "weaker", "undermin-")),
+    (("large", "larger", "big", "bigger"), ("small", "smaller")),
     (("eager-", "willing", "willingness"), ("reluctan-", "unwilling-")),
     (("success-", "succeed-"), ("fail-",)), (("gain", "gains", "gained"),
                                              ("loss", "losses", "lost", "lose", "loses")),
     (("accept-",), ("reject-",)), (("support", "supports", "supported"), ("oppos-",)),
     (("allow-", "permit-"), ("prevent-", "forbid-", "prohibit-")),
     (("conservative",), ("liberal",)), (("confiden-",), ("doubt-",)),
-    (("optimis-",), ("pessimis-",)), (("high", "higher", "highest"), ("low", "lower", "lowest")),
+    (("optimis-",), ("pessimis-",)),
+    # "the author expects it to change much" against "… is unlikely to dramatically alter …"
+    # (not "expects it to change little": see _LITTLE)
+    _EXPECTS,
+    (("high", "higher", "highest"), ("low", "lower", "lowest")),
     (("easy", "easier"), ("difficult", "harder")), (("cheap-",), ("expensive", "costly")),
     (("positive",), ("negative",)), (("benefit-",), ("harm", "harms", "harmed", "harmful")),
     (("improv-",), ("worsen-", "deteriorat-")), (("remov-", "eliminat-"), ("introduc-",)),
@@ -125,6 +132,8 @@ def denial(claim: str, sentence: str) -> str:
     cond = next((i for i, w in enumerate(claimed) if w in _CONDITIONS), len(claimed))
     hypothetical = set(claimed[cond:]) - set(claimed[:cond])
     for x, y in _ANTONYMS:
+        if (x, y) == _EXPECTS and any(_is(w, tuple(_LITTLE)) for w in claimed):
+            continue
         for one, other in ((x, y), (y, x)):
             mine = [w for w in asserted if _is(w, one) and w not in hypothetical]
             theirs = [w for w in said if _is(w, other)]

@@ -7,6 +7,7 @@ are into ``passage.text``; ``passage.start + span.start`` is the offset in the s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,18 @@ import numpy as np
 from ..embeddings import Embedder
 from ..text import clause_spans, sentence_spans
 from ..types import Passage
+
+# a sentence that opens by referring back to the one before ("It is …", "This deal …")
+_REFERS_BACK = re.compile(r"^\W*(?:it|its|it[’']s|this|these|those|they|their|he|his|she|her|"
+                          r"such)\b", re.I)
+# a sentence that is a quotation and nothing else: its speaker is named in the sentence before
+_BARE_QUOTE = re.compile(r"^\W*[“\"][^“”\"]+[”\"]\W*$")
+
+
+def leans_on_previous(sentence: str) -> bool:
+    """A sentence not readable on its own: it opens by referring back ("It is a calculated
+    move …"), or it is a bare quotation whose speaker the sentence before names."""
+    return bool(_REFERS_BACK.match(sentence) or _BARE_QUOTE.match(sentence))
 
 
 @dataclass(frozen=True)
