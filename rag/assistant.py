@@ -370,7 +370,8 @@ class Assistant:
                 answer.dropped, answer.raw = dropped, output
                 return answer
             found = [readable(s, found, self.checker.quotes) for s in found]
-            checked = Checked(sentences=[self._shown_with_previous(s, context) for s in found])
+            checked = Checked(sentences=[self._shown_with_previous(s, context, found)
+                                         for s in found])
             extractive = True
         with clock.stage("complete"):
             checked = self._complete(q, parts, overview, checked, context,
@@ -565,16 +566,17 @@ class Assistant:
             return checked
         taken = [s for _, supports in checked.sentences for s in supports] + added
         added = [readable(a, taken, self.checker.quotes) for a in added]
-        sentences = [self._shown_with_previous(a, context) for a in added]
+        sentences = [self._shown_with_previous(a, context, taken) for a in added]
         if label:
             sentences[0] = (f"{EXTRACTIVE_LABEL} {sentences[0][0]}", sentences[0][1])
         return Checked(checked.sentences + sentences, checked.dropped, checked.contradicted)
 
-    def _shown_with_previous(self, support: Support, context: list[Passage]
-                             ) -> tuple[str, list[Support]]:
+    def _shown_with_previous(self, support: Support, context: list[Passage],
+                             taken: list[Support] | None = None) -> tuple[str, list[Support]]:
         """A source sentence shown verbatim, after the sentence it leans on when that one ends
-        the passage before (``complete.with_previous``): the text and its quotes."""
-        group = with_previous(support, context, self.checker.quotes)
+        the passage before and ``taken`` does not quote it (``complete.with_previous``): the
+        text and its quotes."""
+        group = with_previous(support, context, self.checker.quotes, taken)
         return quoted(" ".join(x.sentence for x in group)), group
 
     def _fallback(self, question: str, passages: list[Passage], error: Exception,

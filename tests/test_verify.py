@@ -324,6 +324,8 @@ def test_a_sentence_that_says_the_opposite_of_its_quote_is_never_shown(embedding
      "The ferry investment is unlikely to dramatically alter the economy.", False),
     ("The ferry investment is unlikely to alter the economy, the author expects.",
      "The ferry investment is unlikely to dramatically alter the economy.", False),
+    ("Completion before 2027 is unlikely.", "Completion is not expected before 2027.", False),
+    ("Costs remain predictable.", "Costs remain predictable; a fare cut is unlikely.", False),
     # a word of the claim's condition is not asserted
     ("The plan could stall if the city fails to pay.",
      "The plan's success hinges on the city's ability to pay.", False),
@@ -511,6 +513,15 @@ def test_a_claim_may_join_a_speaker_named_in_one_chunk_and_his_words_in_the_next
     # not across a gap: chunks that do not touch are not read as one
     apart = [chunks[0], Passage("s2", "port.md", 500, 500 + len(WORDS), WORDS)]
     assert not checker.check(f"{claim}.", apart).sentences
+    # in one passage (chunks that overlap by a sentence hold both) just the same
+    one = [Passage("s", "port.md", 0, len(SPEAKER) + 1 + len(WORDS), SPEAKER + " " + WORDS)]
+    checked = checker.check(f"{claim}.", one)
+    assert checked.sentences and len(checked.sentences[0][1]) == 2
+    # nor a sentence that opens by referring back but names its own speaker
+    mayor = "It would cut the town off from Tromsø, Mayor Ola Berg warned."
+    own = [chunks[0], Passage("s2", "port.md", len(SPEAKER) + 1,
+                              len(SPEAKER) + 1 + len(mayor), mayor)]
+    assert not checker.check(f"{claim}.", own).sentences
     # nor a next sentence that reads on its own: it says nothing of what Sørli argues
     alone = "Closing the harbour would cut the town off from Tromsø, the mayor said."
     own = [chunks[0], Passage("s2", "port.md", len(SPEAKER) + 1,
@@ -538,6 +549,17 @@ def test_a_bare_quotation_opening_a_chunk_is_shown_after_its_speaker(checker):
     speaker = Support(chunks[0], index.spans[index.sentences()[0]], 1.0)
     assert with_previous(speaker, chunks, checker.quotes) == [speaker]
     assert with_previous(words, chunks[1:], checker.quotes) == [words]
+    assert with_previous(words, chunks, checker.quotes, taken=[group[0]]) == [words]
+    # overlapping chunks: the sentence right before in the source, not the chunk's last one
+    after = " Mayor Ola Berg disagrees."
+    whole = SPEAKER + " " + WORDS + after
+    start = len(SPEAKER) + 1
+    overlapping = [Passage("o1", "port.md", 0, len(whole), whole),
+                   Passage("o2", "port.md", start, len(whole), WORDS + after)]
+    index = checker.quotes(overlapping[1])
+    words = Support(overlapping[1], index.spans[index.sentences()[0]], 1.0)
+    group = with_previous(words, overlapping, checker.quotes)
+    assert [s.sentence for s in group] == [SPEAKER, WORDS]
 
 
 def test_the_verifier_reads_a_sentence_as_shown_and_each_part_gets_its_own(checker, embeddings):
@@ -566,3 +588,10 @@ def test_the_verifier_reads_a_sentence_as_shown_and_each_part_gets_its_own(check
                          checker.quotes, answers, min_similarity=0.0,
                          shown=lambda s: shown.get(s.sentence, s.sentence))
     assert sorted(s.passage.chunk_id for s in found) == ["s1", "s2"]
+    # a part that refers back is not read alone; the same sentence is not given twice
+    parts = ["Who says closing the harbour would cut the town off?",
+             "Who says the town would be cut off from Tromsø?", "Which college is she at?"]
+    found = extract_each(parts, [embeddings.encode_query(p) for p in parts], chunks,
+                         checker.quotes, answers, min_similarity=0.0,
+                         shown=lambda s: shown.get(s.sentence, s.sentence))
+    assert [s.passage.chunk_id for s in found] == ["s2"]

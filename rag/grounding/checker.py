@@ -42,7 +42,7 @@ from .claims import (
 )
 from .polarity import denial
 from .policy import SupportPolicy
-from .quotes import QuoteIndexer, QuoteSpan, leans_on_previous
+from .quotes import QuoteIndexer, QuoteSpan, is_bare_quote, sentence_before
 
 # "These include …", "They …", "Such …": a sentence that only continues the one before it
 _CONTINUES = re.compile(r"^\W*(?:these|those|they|such)\b", re.I)
@@ -179,9 +179,11 @@ class Checker:
         return f"{previous} {sentence}".strip()
 
     def best_quote(self, claim: str, vecs: list[np.ndarray], passage: Passage,
-                   given: frozenset[str] = frozenset()) -> Support | None:
-        """The claim's best quote in ``passage``: the claim's names and figures must all stand
-        in the quote's sentence, except those the question supplied (``given``)."""
+                   given: frozenset[str] = frozenset(),
+                   within: QuoteSpan | None = None) -> Support | None:
+        """The claim's best quote in ``passage`` (in the sentence of ``within``, if given): the
+        claim's names and figures must all stand in the quote's sentence, except those the
+        question supplied (``given``)."""
         index = self.quotes(passage)
         if not index.spans:
             return None
@@ -195,6 +197,8 @@ class Checker:
         claim_words = set(content_words(claim))
         best: Support | None = None
         for i, span in enumerate(index.spans):
+            if within is not None and span.sentence_start != within.sentence_start:
+                continue
             sentence = index.sentence_of(span)
             if missing_facts(claim, sentence) - given or is_instruction(sentence):
                 continue  # an instruction planted in a document is no evidence of anything
@@ -253,45 +257,41 @@ class Checker:
 
     def _adjacent(self, claim: str, asserted: str, vecs: list[np.ndarray],
                   passages: list[Passage], allowed: frozenset[str]) -> list[Support]:
-        """Quotes of two sentences that read as one across a chunk boundary, when neither
-        passage alone holds every name and figure of the claim: the last sentence of a passage
-        and the first of the one right after it (same source, touching or overlapping), which
-        leans on it (``quotes.leans_on_previous``: a speaker named in one chunk, "“… its
-        relationship with Russia.”" opening the next), however the model cited them. Together
-        they hold the claim's facts, and each scores at least ``min_support -
-        multi_passage_slack``. Only such pairs: facts joined from sentences that do not read
-        together ("Coca-Cola" here, "U.S. national security" there) would make a claim neither
-        says."""
+        """Quotes of two sentences that read as one: a bare quotation ("“… its relationship
+        with Russia.”") and the sentence right before it in the source, which names its
+        speaker ("… argues Dr. Almas Miriev, a Central Asia specialist at Georgetown
+        University."), in one passage or across a chunk boundary (``quotes.sentence_before``),
+        however the model cited them. They are taken together when neither holds every name
+        and figure of the claim and both do; each quote scores at least ``min_support -
+        multi_passage_slack``. Only a bare quotation: a sentence that names its own speaker
+        ("It would cut the town off, the mayor warned.") or facts joined from sentences that do
+        not read together ("Coca-Cola" here, "U.S. national security" there) would make a claim
+        neither says."""
         pol = self.policy
         need = missing_facts(asserted, "") - allowed
         if not need:
             return []
-        ordered = sorted(passages, key=lambda p: (p.source, p.start))
-        for a, b in zip(ordered, ordered[1:], strict=False):
-            if a.source != b.source or b.start > a.end + 2 or b.start <= a.start:
-                continue
-            last, first = self.quotes(a), self.quotes(b)
-            rows_a, rows_b = last.sentences(), first.sentences()
-            if not rows_a or not rows_b:
-                continue
-            end_a, start_b = last.spans[rows_a[-1]], first.spans[rows_b[0]]
-            if b.start + start_b.sentence_start < a.start + end_a.sentence_end \
-                    or not leans_on_previous(first.sentence_of(start_b)):
-                continue  # overlapping chunks, or a sentence readable on its own
-            joined = f"{last.sentence_of(end_a)} {first.sentence_of(start_b)}"
-            if missing_facts(asserted, joined) - allowed:
-                continue
-            lack_a = missing_facts(asserted, last.sentence_of(end_a)) & need
-            lack_b = missing_facts(asserted, first.sentence_of(start_b)) & need
-            if not lack_a or not lack_b:
-                continue  # one sentence holds them all: read alone
-            quotes = [self.best_quote(claim, vecs, a, allowed | lack_a),
-                      self.best_quote(claim, vecs, b, allowed | lack_b)]
-            pair = [q for q in quotes if q is not None
-                    and q.score >= pol.min_support - pol.multi_passage_slack]
-            if len(pair) == 2 and pair[0].span.sentence_start == end_a.sentence_start \
-                    and pair[1].span.sentence_start == start_b.sentence_start:
-                return pair
+        for passage in passages:
+            index = self.quotes(passage)
+            for row in index.sentences():
+                span = index.spans[row]
+                words = index.sentence_of(span)
+                if not is_bare_quote(words):
+                    continue
+                found = sentence_before(passage, span, passages, self.quotes)
+                if found is None:
+                    continue
+                where, before = found
+                speaker = where.text[before.sentence_start:before.sentence_end]
+                lack_a = missing_facts(asserted, speaker) & need
+                lack_b = missing_facts(asserted, words) & need
+                if not lack_a or not lack_b or lack_a & lack_b:
+                    continue  # one sentence holds them all (read alone), or neither holds one
+                pair = [self.best_quote(claim, vecs, where, allowed | lack_a, before),
+                        self.best_quote(claim, vecs, passage, allowed | lack_b, span)]
+                if all(q is not None and q.score >= pol.min_support - pol.multi_passage_slack
+                       for q in pair):
+                    return [q for q in pair if q is not None]
         return []
 
 

@@ -31,7 +31,7 @@ from ..types import Passage
 from .checker import Checked, Support
 from .claims import facts, terms
 from .extractive import ranked
-from .quotes import QuoteIndexer, QuoteSpan, leans_on_previous
+from .quotes import QuoteIndexer, QuoteSpan, leans_on_previous, sentence_before
 
 # how much the share of the part's content words found in a sentence adds to its cosine
 LEXICAL_WEIGHT = 0.3
@@ -144,23 +144,21 @@ def readable(support: Support, taken: list[Support], quotes: QuoteIndexer) -> Su
     return Support(support.passage, span, support.score)
 
 
-def with_previous(support: Support, passages: list[Passage],
-                  quotes: QuoteIndexer) -> list[Support]:
+def with_previous(support: Support, passages: list[Passage], quotes: QuoteIndexer,
+                  taken: list[Support] | None = None) -> list[Support]:
     """``readable`` across a chunk boundary: a sentence that leans on the one before it
-    (``quotes.leans_on_previous``) and opens its passage comes after the last sentence of the
-    passage right before it (same source, touching: "… argues Dr. Almas Miriev, …" ending one
-    chunk, "“While the U.S. can offer …”" opening the next); any other sentence alone."""
-    index = quotes(support.passage)
-    if not leans_on_previous(support.sentence) or index.previous_span(support.span) is not None:
+    (``quotes.leans_on_previous``) and opens its passage comes after the sentence right
+    before it in the source, the last of the chunk before ("… argues Dr. Almas Miriev, …"
+    ending one chunk, "“While the U.S. can offer …”" opening the next:
+    ``quotes.sentence_before``), unless one of ``taken`` quotes that one already; any other
+    sentence alone."""
+    if not leans_on_previous(support.sentence) \
+            or quotes(support.passage).previous_span(support.span) is not None:
         return [support]
-    here = support.passage
-    before = next((p for p in passages if p.source == here.source
-                   and p.start < here.start <= p.end + 2), None)
-    rows = quotes(before).sentences() if before is not None else []
-    if before is None or not rows:
+    found = sentence_before(support.passage, support.span, passages, quotes)
+    if found is None:
         return [support]
-    last = quotes(before).spans[rows[-1]]
-    span = QuoteSpan(last.sentence_start, last.sentence_end, last.sentence_start,
-                     last.sentence_end)
-    return [Support(before, span, support.score), support]
-
+    before = Support(found[0], found[1], support.score)
+    if overlaps(taken or [], before) or overlaps([support], before):
+        return [support]
+    return [before, support]

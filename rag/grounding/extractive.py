@@ -10,6 +10,7 @@ language model, asked a strict yes/no question, says the sentence states the ans
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -20,6 +21,11 @@ from ..types import Passage
 from .checker import Support
 from .entailment import reply
 from .quotes import QuoteIndexer
+
+# a question part that refers back to another part ("Where does that person work?")
+_REFERS = re.compile(r"\b(?:(?:that|this|these|those|the same) (?:person|people|one|expert|"
+                     r"company|firm|man|woman|group|deal|country)|he|she|him|her|his|hers|they|"
+                     r"them|their|it|its|each)\b", re.I)
 
 INSTRUCTION = ("You decide whether a text answers a question. Reply with one word: yes if the "
                "text states the answer to the question, otherwise no.")
@@ -88,15 +94,20 @@ def extract_each(parts: list[str], vectors: list[np.ndarray], passages: list[Pas
                  min_similarity: float = 0.57) -> list[Support]:
     """For a question of several parts (``vectors``: their embeddings) that no sentence answers
     whole, the sentence that answers each part (``extract`` with ``keep=1``; ``fits(part,
-    sentence)``), none twice: the verifier says no to the sentence that answers "Who argues
-    …" when asked "Who argues …, and where does that person work?"."""
+    sentence)``), none twice (the same source sentence in two overlapping chunks neither): the
+    verifier says no to the sentence that answers "Who argues …" when asked "Who argues …,
+    and where does that person work?". A part that refers back ("that person", "he", "it")
+    is left out: read alone, it asks about anyone."""
     out: list[Support] = []
     seen: set[tuple[str, int]] = set()
     for part, vector in zip(parts, vectors, strict=True):
+        if _REFERS.search(part):
+            continue  # "Where does that person work?": read alone, any person's workplace
         for s in extract(part, vector, passages, quotes, answers, keep=1,
                          min_similarity=min_similarity,
                          fits=lambda sentence, p=part: fits(p, sentence), shown=shown):
-            if (key := (s.passage.chunk_id, s.span.sentence_start)) not in seen:
+            if (key := (s.passage.source, s.passage.start + s.span.sentence_start)) \
+                    not in seen:
                 seen.add(key)
                 out.append(s)
     return out

@@ -26,7 +26,9 @@ _NOT_ONLY = {"only", "just", "merely", "solely"}
 _CONDITIONS = {"if", "unless", "whether"}
 _PREFIXES = ("un", "non", "in", "im", "ir", "il", "dis")
 # everyday antonyms: "grow-" is a stem (growing, growth), a word without "-" only itself
-_EXPECTS = (("expect-", "anticipat-", "predict-"), ("unlikely", "improbabl-", "doubtful"))
+_EXPECTS = (("expect", "expects", "expected", "expecting", "anticipate", "anticipates",
+             "anticipated", "predict", "predicts", "predicted"),
+            ("unlikely", "improbable", "doubtful"))
 # a claim that expects little ("expects it to change little") agrees with "unlikely to …"
 _LITTLE = {"little", "hardly", "barely", "scarcely", "minimal", "modest", "marginal-"}
 _ANTONYMS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
@@ -136,7 +138,8 @@ def denial(claim: str, sentence: str) -> str:
             continue
         for one, other in ((x, y), (y, x)):
             mine = [w for w in asserted if _is(w, one) and w not in hypothetical]
-            theirs = [w for w in said if _is(w, other)]
+            # "not expected" in the sentence does not deny "unlikely" in the claim
+            theirs = [w for i, w in enumerate(said) if _is(w, other) and not _negated(said, i)]
             if mine and theirs and not any(_is(w, one) for w in said) \
                     and not any(_is(w, other) for w in claimed):
                 return theirs[0]

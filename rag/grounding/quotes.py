@@ -29,6 +29,16 @@ def leans_on_previous(sentence: str) -> bool:
     return bool(_REFERS_BACK.match(sentence) or _BARE_QUOTE.match(sentence))
 
 
+def is_bare_quote(sentence: str) -> bool:
+    """A sentence that is a quotation and nothing else ("“While the U.S. can offer …”")."""
+    return bool(_BARE_QUOTE.match(sentence))
+
+
+# at most this many characters (whitespace: chunks are slices of the source that start and end
+# on text) between a sentence and the one before it, across a chunk boundary
+_GAP = 8
+
+
 @dataclass(frozen=True)
 class QuoteSpan:
     start: int
@@ -136,3 +146,26 @@ class QuoteIndexer:
         p = index.passage
         self._cache[(p.chunk_id, p.start, p.end)] = index
         return index
+
+
+def sentence_before(passage: Passage, span: QuoteSpan, passages: list[Passage],
+                    quotes: QuoteIndexer) -> tuple[Passage, QuoteSpan] | None:
+    """The whole sentence right before ``span``'s sentence in the source: in its own passage,
+    else the sentence of another of ``passages`` (same source) that ends at most ``_GAP``
+    characters before it starts (the end of the chunk before; overlapping chunks hold it
+    too). None when no passage holds it."""
+    before = quotes(passage).previous_span(span)
+    if before is not None:
+        return passage, before
+    at = passage.start + span.sentence_start
+    for p in passages:
+        if p.source != passage.source or not p.start < at <= p.end + _GAP:
+            continue
+        index = quotes(p)
+        for row in index.sentences():
+            s = index.spans[row]
+            if 0 <= at - (p.start + s.sentence_end) <= _GAP:
+                return p, QuoteSpan(s.sentence_start, s.sentence_end, s.sentence_start,
+                                    s.sentence_end)
+    return None
+
