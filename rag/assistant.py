@@ -42,6 +42,7 @@ from .grounding import (
 from .grounding.complete import (
     cites,
     missing,
+    one_by_one,
     readable,
     spread,
     topical,
@@ -57,7 +58,14 @@ from .grounding.conflicts import (
 )
 from .grounding.entailment import Entailment
 from .grounding.extractive import AnswersQuestion, extract, extract_each
-from .grounding.premise import PremiseCheck, Verdict, echoed, mentions, presuppositions
+from .grounding.premise import (
+    PremiseCheck,
+    Verdict,
+    echoed,
+    mentions,
+    presuppositions,
+    surname_of,
+)
 from .ingestion import IngestReport, ingest
 from .lexical import LexicalIndex
 from .models import ModelError
@@ -285,7 +293,8 @@ class Assistant:
             elif context is None:
                 context = retrieved
 
-        assumed = presuppositions(q) if self.premise_check is not None else []
+        stated = presuppositions(q)  # read from the question's words alone
+        assumed = stated if self.premise_check is not None else []
         if assumed:
             with clock.stage("premise"):
                 for premise in assumed:
@@ -356,7 +365,8 @@ class Assistant:
             reason = reason or "checker: no sentence was supported"
             with clock.stage("extract"):
                 checkpoint()
-                found = self._extract(q, context, unknown, kind, parts)
+                speaker = next((a.speaker for a in stated if a.speaker), "")
+                found = self._extract(q, context, unknown, kind, parts, speaker)
             if not found and not unknown and (is_yes_no(q) or probes_consistency(q)):
                 # "Does Tajikistan have a coastline?" where the documents say both
                 with clock.stage("conflicts"):
@@ -370,8 +380,8 @@ class Assistant:
                 answer.dropped, answer.raw = dropped, output
                 return answer
             found = [readable(s, found, self.checker.quotes) for s in found]
-            checked = Checked(sentences=[self._shown_with_previous(s, context, found)
-                                         for s in found])
+            checked = Checked(sentences=[x for s in found
+                                         for x in self._shown_with_previous(s, context, found)])
             extractive = True
         with clock.stage("complete"):
             checked = self._complete(q, parts, overview, checked, context,
@@ -494,28 +504,35 @@ class Assistant:
         return [lead, *passages[: self.settings.k - 1]]
 
     def _extract(self, question: str, context: list[Passage], unknown: list[str],
-                 kind: str = "", parts: list[str] | None = None) -> list[Support]:
+                 kind: str = "", parts: list[str] | None = None,
+                 speaker: str = "") -> list[Support]:
         """The sentences of the context that answer the question, when the model's own answer
         did not hold: none when the question names something the corpus does not (a false
         premise signal) or without a verifier model; each gives the ``kind`` of thing the
         question asks for (``questions.asks_for``), if any. A question of several ``parts``
         that no sentence answers whole gets the sentence that answers each part, if any (the
         verifier says no to a sentence that answers "Who argues …" for "Who argues …, and
-        where does that person work?")."""
+        where does that person work?"). For "What does Dr. Miriev say about …?" (``speaker``)
+        only sentences that name him, as shown: the verifier takes any sentence on the topic
+        for what he says."""
         if self.answers is None or unknown:
             return []
 
         def shown(s: Support) -> str:
-            return self._shown_with_previous(readable(s, [], self.checker.quotes), context)[0]
+            shown = self._shown_with_previous(readable(s, [], self.checker.quotes), context)
+            return " ".join(x.sentence for _, supports in shown for x in supports)
 
         found = extract(question, self.embeddings.encode_query(question), context,
                         self.checker.quotes, self.answers, fits=lambda s: gives(kind, s, question),
                         shown=shown)
-        if found or not parts or len(parts) < 2:
-            return found
-        return extract_each(parts, [self.embeddings.encode_query(p) for p in parts], context,
-                            self.checker.quotes, self.answers,
-                            fits=lambda part, s: gives(asks_for(part), s, part), shown=shown)
+        if not found and parts and len(parts) > 1:
+            found = extract_each(parts, [self.embeddings.encode_query(p) for p in parts],
+                                 context, self.checker.quotes, self.answers,
+                                 fits=lambda part, s: gives(asks_for(part), s, part),
+                                 shown=shown)
+        if speaker:
+            found = [s for s in found if mentions(surname_of(speaker), shown(s))]
+        return found
 
     def _who_said(self, question: str, checked: Checked, context: list[Passage]
                   ) -> tuple[Checked, tuple[str, list[tuple[Passage, QuoteSpan]]] | None]:
@@ -566,18 +583,20 @@ class Assistant:
             return checked
         taken = [s for _, supports in checked.sentences for s in supports] + added
         added = [readable(a, taken, self.checker.quotes) for a in added]
-        sentences = [self._shown_with_previous(a, context, taken) for a in added]
+        sentences = [x for a in added for x in self._shown_with_previous(a, context, taken)]
         if label:
             sentences[0] = (f"{EXTRACTIVE_LABEL} {sentences[0][0]}", sentences[0][1])
         return Checked(checked.sentences + sentences, checked.dropped, checked.contradicted)
 
     def _shown_with_previous(self, support: Support, context: list[Passage],
-                             taken: list[Support] | None = None) -> tuple[str, list[Support]]:
+                             taken: list[Support] | None = None
+                             ) -> list[tuple[str, list[Support]]]:
         """A source sentence shown verbatim, after the sentence it leans on when that one ends
-        the passage before and ``taken`` does not quote it (``complete.with_previous``): the
-        text and its quotes."""
+        the passage before and ``taken`` does not quote it (``complete.with_previous``), each
+        sentence with its own citation (``complete.one_by_one``): (text, [quote]) pairs."""
         group = with_previous(support, context, self.checker.quotes, taken)
-        return quoted(" ".join(x.sentence for x in group)), group
+        return [(quoted(x.sentence), [x]) for g in group
+                for x in one_by_one(g, self.checker.quotes)]
 
     def _fallback(self, question: str, passages: list[Passage], error: Exception,
                   clock: Stopwatch) -> Answer:

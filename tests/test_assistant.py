@@ -483,3 +483,32 @@ def test_a_bare_quotation_is_quoted_with_the_sentence_that_names_its_speaker(emb
     last = next(index.spans[i] for i in index.sentences()
                 if index.sentence_of(index.spans[i]).startswith("The painters"))
     assert readable(Support(passage, last, 0.9), [], quotes).sentence.startswith("The painters")
+
+
+def test_what_a_named_person_says_is_answered_only_with_sentences_naming_them(make):
+    from rag.grounding.extractive import AnswersQuestion
+
+    question = ("What does Dr. Felix Amundsen say about the bridge costing 6.25 million pounds, "
+                "twice the original estimate?")
+    assistant, _ = make(NOT_FOUND, NOT_FOUND)
+    verifier = Verifier("pounds")  # takes the cost sentence for what Amundsen says
+    assistant.answers = AnswersQuestion(verifier)
+    answer = assistant.ask(question)
+    assert verifier.asked and answer.abstained, answer.reason  # the cost sentence is not his
+    assistant.answers = AnswersQuestion(Verifier("Amundsen"))  # his own sentence is shown
+    answer = assistant.ask("What does Dr. Felix Amundsen say about the bridge's cost overrun?")
+    assert not answer.abstained and "bankrupted" in answer.text, answer.reason
+
+
+def test_each_sentence_added_in_the_documents_words_carries_its_own_citation(make):
+    from evals.claims import split_answer
+
+    # the completion adds "It cost 6.25 million pounds …", shown after the sentence it refers
+    # back to: two sentences, two citations, not one quote spanning both
+    assistant, _ = make("The bridge opened to traffic in 1932 [1].")
+    answer = assistant.ask("When did the bridge open, and what did it cost?")
+    assert "6.25 million" in answer.text, answer.text
+    claims = split_answer(answer.text)
+    assert len(claims) >= 3 and all(c.cited for c in claims), answer.text
+    for c in answer.citations:
+        assert c.quote.count(". ") == 0  # one sentence each

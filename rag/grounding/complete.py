@@ -162,3 +162,15 @@ def with_previous(support: Support, passages: list[Passage], quotes: QuoteIndexe
     if overlaps(taken or [], before) or overlaps([support], before):
         return [support]
     return [before, support]
+
+
+def one_by_one(support: Support, quotes: QuoteIndexer) -> list[Support]:
+    """``support``'s whole sentences, each a support of its own (one that ``readable`` widened
+    to the sentence before is two): every sentence shown gets its own citation."""
+    index = quotes(support.passage)
+    span = support.span
+    out = [Support(support.passage, s, support.score) for row in index.sentences()
+           if span.sentence_start <= (s := index.spans[row]).sentence_start
+           and s.sentence_end <= span.sentence_end]
+    return out or [support]
+

@@ -131,7 +131,7 @@ def mentions(surname: str, text: str) -> bool:
     return bool(re.search(rf"\b{re.escape(surname)}\b", text))
 
 
-def _surname(name: str) -> str:
+def surname_of(name: str) -> str:
     """"Dr. Emily Harding" -> "Harding"."""
     return _TITLE.sub("", name).split()[-1]
 
@@ -227,7 +227,7 @@ class PremiseCheck:
                                  key=lambda t: (t[0].source, t[0].start + t[1].start)):
             text, start = p.text[span.start:span.end], p.start + span.start
             if m := _SPEAKER.search(text):
-                last = (_surname(m["a"] or m["b"]), (p, span)), start + len(text)
+                last = (surname_of(m["a"] or m["b"]), (p, span)), start + len(text)
             elif last and text[:1] in "“\"" and start - last[1] <= 3:
                 last = last[0], start + len(text)
             else:
@@ -257,7 +257,7 @@ class PremiseCheck:
         says ("Why does Miriev warn ...?" for Harding's words): does not hold."""
         speaking = self.speakers(passages)
         named = {who for who, _ in speaking.values()}
-        credited = [m[0] for m in re.finditer(_NAME, premise.question) if _surname(m[0]) in named]
+        credited = [m[0] for m in re.finditer(_NAME, premise.question) if surname_of(m[0]) in named]
         if not credited:
             return None
         claim = premise.question
@@ -268,7 +268,7 @@ class PremiseCheck:
             return None
         p, span = best[0]
         who, naming = speaking.get((p.source, p.start + span.start), ("", best[0]))
-        if not who or who in {_surname(n) for n in credited}:
+        if not who or who in {surname_of(n) for n in credited}:
             return None
         evidence = best if naming == best[0] else best + [naming]  # the naming sentence too
         return Verdict(premise, evidence, False, f"they attribute this to {who}")
@@ -279,7 +279,7 @@ class PremiseCheck:
         show). None when a sentence of hers is about the topic (it holds one of its content
         words, or is at least ``min_topic_similarity`` close to it), or when nobody of that name
         is quoted here."""
-        surname = _surname(premise.speaker)
+        surname = surname_of(premise.speaker)
         speaking = self.speakers(passages)
         theirs = [(p.text[s.start:s.end], vector) for p, s, vector in self._sentences(passages)
                   if speaking.get((p.source, p.start + s.start), ("",))[0] == surname]
@@ -378,7 +378,7 @@ class PremiseCheck:
         return found
 
     def _affiliation(self, premise: Premise, passages: list[Passage]) -> Verdict | None:
-        surname = _surname(premise.person)
+        surname = surname_of(premise.person)
         naming = [(p, s) for p, s, _ in self._sentences(passages)
                   if mentions(surname, p.text[s.start:s.end])]
         if not naming:
