@@ -519,8 +519,8 @@ class Assistant:
             return []
 
         def shown(s: Support) -> str:
-            shown = self._shown_with_previous(readable(s, [], self.checker.quotes), context)
-            return " ".join(x.sentence for _, supports in shown for x in supports)
+            pairs = self._shown_with_previous(readable(s, [], self.checker.quotes), context)
+            return " ".join(x.sentence for _, supports in pairs for x in supports)
 
         found = extract(question, self.embeddings.encode_query(question), context,
                         self.checker.quotes, self.answers, fits=lambda s: gives(kind, s, question),
@@ -531,7 +531,8 @@ class Assistant:
                                  fits=lambda part, s: gives(asks_for(part), s, part),
                                  shown=shown)
         if speaker:
-            found = [s for s in found if mentions(surname_of(speaker), shown(s))]
+            surname = surname_of(speaker)
+            found = [s for s in found if mentions(surname, shown(s))]
         return found
 
     def _who_said(self, question: str, checked: Checked, context: list[Passage]

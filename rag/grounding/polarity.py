@@ -30,7 +30,7 @@ _EXPECTS = (("expect", "expects", "expected", "expecting", "anticipate", "antici
              "anticipated", "predict", "predicts", "predicted"),
             ("unlikely", "improbable", "doubtful"))
 # a claim that expects little ("expects it to change little") agrees with "unlikely to …"
-_LITTLE = {"little", "hardly", "barely", "scarcely", "minimal", "modest", "marginal-"}
+_LITTLE = ("little", "hardly", "barely", "scarcely", "minimal", "modest", "marginal-")
 _ANTONYMS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("increas-",), ("decreas-", "reduc-")), (("grow-", "grew"), ("shrink-", "shrank", "declin-")),
     (("expand-", "expansion"), ("shrink-", "shrank", "contract-")),
@@ -134,7 +134,7 @@ def denial(claim: str, sentence: str) -> str:
     cond = next((i for i, w in enumerate(claimed) if w in _CONDITIONS), len(claimed))
     hypothetical = set(claimed[cond:]) - set(claimed[:cond])
     for x, y in _ANTONYMS:
-        if (x, y) == _EXPECTS and any(_is(w, tuple(_LITTLE)) for w in claimed):
+        if (x, y) == _EXPECTS and any(_is(w, _LITTLE) for w in claimed):
             continue
         for one, other in ((x, y), (y, x)):
             mine = [w for w in asserted if _is(w, one) and w not in hypothetical]
