@@ -14,6 +14,8 @@ No NLI model ships offline here, so the judge combines what is available, cheape
      negation whose scope holds none of the other side's words does not count);
   4. optionally, an LLM asked a strict yes/no question, for claims the first three let through
      (the embedded model by default, or an OpenAI-compatible one when configured).
+A claim that is word for word one sentence of the passage, or two consecutive ones, is supported
+without any of these: the passage states it (this spares the LLM most extractive answers).
 Its balanced accuracy on the hand-labelled ``judge_labels.jsonl`` is reported with every eval.
 """
 
@@ -238,6 +240,15 @@ def polarity_differs(claim: str, window: str) -> bool:
 
 
 # -- the judge ----------------------------------------------------------------------------------
+def _folded(text: str) -> str:
+    """Case, quote marks, dashes, spacing and the final stop folded, for word-for-word tests."""
+    t = unicodedata.normalize("NFKC", text).lower()
+    t = re.sub(r"[‘’`]", "'", re.sub(r"[“”\"]", "", t))
+    t = re.sub(r"[‐–—]", "-", t)
+    t = re.sub(r"\s+", " ", t).strip()
+    return t.rstrip(" .!?;:'").lstrip("'")
+
+
 @dataclass
 class Verdict:
     supported: bool
@@ -289,12 +300,15 @@ class Judge:
         return (cosine + covered) / 2
 
     def _judge(self, claim: str, passage: str) -> Verdict:
-        lacking = missing(claim, passage)
-        if lacking:
-            return Verdict(False, 0.0, f"not in passage: {', '.join(lacking)}")
         windows = self.windows(passage)
         if not windows:
             return Verdict(False, 0.0, "empty passage")
+        folded = _folded(claim)
+        if folded and any(_folded(w) == folded for w in windows):
+            return Verdict(True, 1.0, "verbatim")
+        lacking = missing(claim, passage)
+        if lacking:
+            return Verdict(False, 0.0, f"not in passage: {', '.join(lacking)}")
         vecs = self._encode([claim, *windows])
         cosines = vecs[1:] @ vecs[0]
         scores = [self.score(claim, w, float(c)) for w, c in zip(windows, cosines, strict=True)]

@@ -113,6 +113,30 @@ def test_judge_facts_and_polarity_need_no_model():
                                 "The deal is not simply about the fleet.")
 
 
+def test_judge_takes_a_verbatim_sentence_without_a_model():
+    from evals.judge import Judge
+
+    class Untouchable:
+        name = "none"
+
+        def encode(self, texts):
+            raise AssertionError("the embedding model was asked")
+
+        def stream(self, messages, max_tokens):
+            raise AssertionError("the LLM was asked")
+
+    judge = Judge(Untouchable(), Untouchable())  # type: ignore[arg-type]
+    passage = ("The $3.2 billion deal with Boeing – encompassing aircraft purchases – is not "
+               "simply about modernizing Tajikistan’s air fleet. It’s a calculated move.")
+    verdict = judge("“The $3.2 billion deal with Boeing - encompassing aircraft purchases - is "
+                    "not simply about modernizing Tajikistan's air fleet.”", passage)
+    assert verdict.supported and verdict.reason == "verbatim"
+    assert judge("it's a calculated move", passage).reason == "verbatim"
+    # a part of a sentence is no sentence of the passage: the judge reads it as usual
+    with pytest.raises(AssertionError, match="embedding"):
+        judge("The deal is simply about modernizing Tajikistan’s air fleet.", passage)
+
+
 def test_evals_share_no_code_with_the_checker():
     banned = re.compile(r"^\s*(from|import)\s+(rag\.verify|rag\.grounding|rag\.store|chromadb|"
                         r"langchain_chroma)\b", re.M)
