@@ -663,10 +663,14 @@ class Assistant:
 
 def quoted(sentence: str) -> str:
     """A source sentence shown verbatim inside curly quotes (its own outer quote marks and
-    final full stop are not doubled)."""
+    final full stop are not doubled); one that opens with a quotation and goes on after it
+    ("“…,” argues Dr. Almas Miriev, …") is shown as it stands, its own marks showing the
+    quotation."""
     body = sentence.strip()
     if body[:1] in "\u201c\"" and body[-1:] in "\u201d\"":
         body = body[1:-1]
+    elif body[:1] in "\u201c\"":
+        return body.rstrip(".")
     return f"\u201c{body.rstrip('.')}\u201d"
 
 

@@ -12,6 +12,9 @@ from .text import STOPWORDS, content_words, count_tokens, instruction, normalize
 _NAME_OR_FIGURE = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9](?:\s+[A-Z][\w-]*[A-Za-z0-9])*|"
                              r"\$?\d{3,}(?:\.\d+)?|\$?\d+\.\d+")
 _SENTENCE_START = re.compile(r"(^|[.!?:;]\s+)\W*$")
+_IN_LANGUAGE = re.compile(r"\bin\s+(?:plain|simple|everyday|good|basic)?\s*$", re.I)
+_LANGUAGES = frozenset({"English", "French", "German", "Spanish", "Russian", "Chinese", "Arabic",
+                        "Tajik", "Persian", "Italian", "Portuguese", "Japanese"})
 _OVERVIEW = re.compile(r"\b(summar\w*|overview|gist|"
                        r"(main|key) (points?|arguments?|ideas?|messages?|thesis|takeaways?)|"
                        r"what is (the|this) (article|document|text|piece) about|tl;?dr|"
@@ -249,6 +252,8 @@ def unknown_terms(question: str, vocabulary: Vocabulary) -> list[str]:
     out = []
     for m in _NAME_OR_FIGURE.finditer(question):
         term = m.group(0)
+        if term in _LANGUAGES and _IN_LANGUAGE.search(question[:m.start()]):
+            continue  # "in plain English": how to answer, not what about
         if _SENTENCE_START.search(question[:m.start()]):
             # a capital that only starts a sentence is no name: 'Did Airbus' -> 'Airbus'
             term = term.split(maxsplit=1)[1] if " " in term else ""

@@ -512,3 +512,13 @@ def test_each_sentence_added_in_the_documents_words_carries_its_own_citation(mak
     assert len(claims) >= 3 and all(c.cited for c in claims), answer.text
     for c in answer.citations:
         assert c.quote.count(". ") == 0  # one sentence each
+
+
+def test_a_source_sentence_is_shown_in_quotes_without_doubled_marks():
+    from rag.assistant import quoted
+
+    assert quoted("The deal is worth $3.2 billion.") == "“The deal is worth $3.2 billion”"
+    assert quoted("“It cannot alter the calculus.”") == "“It cannot alter the calculus”"
+    # a quotation and then its speaker: its own marks show the quotation, none is added
+    assert quoted("“The concern is transit routes,” argues Dr. Almas Miriev.") == (
+        "“The concern is transit routes,” argues Dr. Almas Miriev")

@@ -57,6 +57,10 @@ def test_facts_are_numbers_and_names():
     assert missing_facts("It opened in 1931.", BRIDGE) == {"1931"}
     assert missing_facts("Its engineer was Anna Berg.", BRIDGE) == {"anna", "berg"}
     assert missing_facts("It took eight years.", BRIDGE) == set()
+    # a rank or office is asserted like a name: "professor" is not "specialist"
+    specialist = "argues Dr. Almas Miriev, a Central Asia specialist at Georgetown University."
+    assert missing_facts("Miriev is a professor at Georgetown.", specialist) == {"professor"}
+    assert missing_facts("Miriev is a specialist at Georgetown.", specialist) == set()
 
 
 def test_a_compound_name_asserts_each_part():

@@ -153,14 +153,25 @@ def _enumerated(claim: str) -> set[str]:
     return out
 
 
+# offices and ranks a claim gives a person: "Miriev is a professor at Georgetown" on "…, a Central
+# Asia specialist at Georgetown University" names a rank the documents do not give him
+TITLES = frozenset("""
+professor lecturer dean director chairman chairwoman ceo founder president minister ambassador
+senator governor secretary spokesperson spokesman spokeswoman mayor chancellor premier
+""".split())
+
+
 def facts(claim: str) -> set[str]:
-    """Numbers and proper names a claim asserts: each must occur in its supporting passage."""
+    """Numbers, proper names and titles (``TITLES``) a claim asserts: each must occur in its
+    supporting passage."""
     out: set[str] = set()
     for w in words(claim):
         if any(ch.isdigit() for ch in w):
             out.add(w)
         elif w in NUMBER_WORDS and w != "one":
             out.add(NUMBER_WORDS[w])
+        elif w in TITLES:
+            out.add(w)
     listed = _enumerated(claim)
     out -= listed
     out |= {d for d in durations(claim) if d.split()[0] not in listed}
