@@ -522,14 +522,16 @@ class Assistant:
             pairs = self._shown_with_previous(readable(s, [], self.checker.quotes), context)
             return " ".join(x.sentence for _, supports in pairs for x in supports)
 
+        strict = self.answers.copies if self.settings.extract_floor > 0 else None
+        floor = self.settings.extract_floor
         found = extract(question, self.embeddings.encode_query(question), context,
                         self.checker.quotes, self.answers, fits=lambda s: gives(kind, s, question),
-                        shown=shown)
+                        shown=shown, strict=strict, floor=floor)
         if not found and parts and len(parts) > 1:
             found = extract_each(parts, [self.embeddings.encode_query(p) for p in parts],
                                  context, self.checker.quotes, self.answers,
                                  fits=lambda part, s: gives(asks_for(part), s, part),
-                                 shown=shown)
+                                 shown=shown, strict=strict, floor=floor)
         if speaker:
             surname = surname_of(speaker)
             found = [s for s in found if mentions(surname, shown(s))]

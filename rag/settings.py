@@ -100,6 +100,9 @@ class Settings:
     # the context's sentences that the same verifier says answer the question, verbatim and
     # labelled (grounding/extractive.py); needs ``entailment``'s verifier
     extractive: bool = True
+    # a sentence less close to the question than the verifier's usual 0.57 (cosine), down to
+    # this, is taken only if the model copies answer words that stand in it (0: off)
+    extract_floor: float = 0.45
     # a kept answer is completed with source sentences, verbatim (grounding/complete.py): for
     # each part of the question the answer does not take up, its closest sentence; a summary,
     # from further passages until it cites ``summary_passages`` (0: off), then the

@@ -402,6 +402,41 @@ def test_an_extractive_answer_needs_a_sentence_close_to_the_question(make):
     assert found and "40 boats" in found[0].quote
     assert extract(question, qvec, context, assistant.checker.quotes, lambda q, t: True,
                    min_similarity=0.99) == []
+    # less close than min_similarity: only through the stricter test, down to its floor
+    found = extract(question, qvec, context, assistant.checker.quotes, lambda q, t: True,
+                    min_similarity=0.99, strict=lambda q, t: "40 boats" in t, floor=0.0)
+    assert [s.quote for s in found] == [
+        "At its peak in 1927 it ran 40 boats and carried 47,000 passengers a day."]
+    assert extract(question, qvec, context, assistant.checker.quotes, lambda q, t: True,
+                   min_similarity=0.99, strict=lambda q, t: True, floor=0.99) == []
+
+
+class Copier:
+    """A scripted model that copies ``words`` as the answer."""
+
+    name = "copier"
+
+    def __init__(self, words: str) -> None:
+        self.words = words
+
+    def stream(self, messages, max_tokens):
+        yield self.words
+
+
+@pytest.mark.parametrize(("copied", "taken"), [
+    ("40 boats", True),
+    ("Dushanbe", False),  # words the sentence does not hold: the model's own knowledge
+    ("NONE", False),
+    ("Yes", False),
+    ("the ferry company", False),  # only the question's words: no answer
+])
+def test_the_stricter_extractive_test_takes_only_answer_words_copied_from_the_text(copied,
+                                                                                   taken):
+    from rag.grounding.extractive import AnswersQuestion
+
+    sentence = "At its peak in 1927 the ferry company ran 40 boats."
+    assert AnswersQuestion(Copier(copied)).copies(
+        "How many boats did the ferry company run?", sentence) is taken
 
 
 

@@ -5,7 +5,12 @@ sentence is the answer, verbatim and labelled as such.
 Two conditions, both needed (measured on the eval's dev split, README "This round"): the
 sentence is among the ``top`` closest to the question and at least ``min_similarity`` close
 (unanswerable questions about the corpus's topic reach ~0.5 with unrelated sentences), and the
-language model, asked a strict yes/no question, says the sentence states the answer.
+language model, asked a strict yes/no question, says the sentence states the answer. A sentence
+less close (down to ``floor``) needs a stricter test: the model copies the words of the sentence
+that answer, and every content word it copies must stand in the sentence, one of them not in the
+question. The 1.5B says yes to "The Republic of Tajikistan, landlocked …" for "What is the
+capital of Tajikistan?", and, asked to copy the answer, writes "Dushanbe", which the sentence
+does not hold (on 192 sentences of the dev split, README: 30 false yes of 55 against 7 of 28).
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..generation import LLM
-from ..text import fenced, is_instruction
+from ..generation import LLM, BackendError
+from ..text import content_words, fenced, is_instruction, known_word
 from ..types import Passage
 from .checker import Support
+from .claims import terms
 from .entailment import reply
 from .quotes import QuoteIndexer
 
@@ -29,6 +35,9 @@ _REFERS = re.compile(r"\b(?:(?:that|this|these|those|the same) (?:person|people|
 
 INSTRUCTION = ("You decide whether a text answers a question. Reply with one word: yes if the "
                "text states the answer to the question, otherwise no.")
+COPY = ("You find the answer to a question in a text. Copy the shortest words of the text that "
+        "answer the question, exactly as written. If the text does not answer the question, "
+        "reply NONE.")
 
 
 class AnswersQuestion:
@@ -43,6 +52,24 @@ class AnswersQuestion:
                                             f"{fenced(question)}\n"
                                             "Does the text answer the question?")
         return said is not None and said.startswith("yes")
+
+    def copies(self, question: str, text: str) -> bool:
+        """The stricter test: the model copies the words of ``text`` that answer ``question``;
+        True when it copies some, every content word of them stands in ``text`` and one of them
+        is not in the question ("NONE", a bare yes/no and words from elsewhere are no)."""
+        messages = [{"role": "system", "content": COPY},
+                    {"role": "user", "content": f"Text: {fenced(text)}\nQuestion: "
+                                                f"{fenced(question)}\nAnswer words:"}]
+        try:
+            said = "".join(self.llm.stream(messages, max_tokens=24)).strip()
+        except BackendError:
+            return False
+        if re.match(r"\W*(?:none|yes|no)\b", said, re.I):
+            return False
+        copied = content_words(said)
+        have, asked = terms(text), terms(question)
+        return bool(copied) and all(known_word(w, have) for w in copied) and any(
+            not known_word(w, asked) for w in copied)
 
 
 def ranked(question_vector: np.ndarray, passages: list[Passage], quotes: QuoteIndexer,
@@ -69,18 +96,22 @@ def extract(question: str, question_vector: np.ndarray, passages: list[Passage],
             quotes: QuoteIndexer, answers: Callable[[str, str], bool], top: int = 3,
             keep: int = 2, min_similarity: float = 0.57,
             fits: Callable[[str], bool] = lambda sentence: True,
-            shown: Callable[[Support], str] = lambda support: support.sentence
+            shown: Callable[[Support], str] = lambda support: support.sentence,
+            strict: Callable[[str, str], bool] | None = None, floor: float = 0.45
             ) -> list[Support]:
     """Up to ``keep`` whole sentences of ``passages`` that answer ``question``: of the ``top``
     closest to it that ``fits`` (a 'When…?' question: sentences giving a time), those at least
-    ``min_similarity`` close that ``answers`` accepts, closest first. ``answers`` reads each
-    sentence as it would be shown (``shown``: a bare quotation after the sentence naming its
+    ``min_similarity`` close that ``answers`` accepts, and, with ``strict``, those at least
+    ``floor`` close that ``strict`` accepts (``AnswersQuestion.copies``), closest first. Each
+    is read as it would be shown (``shown``: a bare quotation after the sentence naming its
     speaker, for "Who argues …?")."""
     out: list[Support] = []
+    lowest = min_similarity if strict is None else min(floor, min_similarity)
     for support in ranked(question_vector, passages, quotes, fits)[:top]:
-        if support.score < min_similarity:
+        if support.score < lowest:
             break
-        if answers(question, shown(support)):
+        test = answers if support.score >= min_similarity else strict
+        if test is not None and test(question, shown(support)):
             out.append(support)
             if len(out) == keep:
                 break
@@ -91,7 +122,9 @@ def extract_each(parts: list[str], vectors: list[np.ndarray], passages: list[Pas
                  quotes: QuoteIndexer, answers: Callable[[str, str], bool],
                  fits: Callable[[str, str], bool] = lambda part, sentence: True,
                  shown: Callable[[Support], str] = lambda support: support.sentence,
-                 min_similarity: float = 0.57) -> list[Support]:
+                 min_similarity: float = 0.57,
+                 strict: Callable[[str, str], bool] | None = None, floor: float = 0.45
+                 ) -> list[Support]:
     """For a question of several parts (``vectors``: their embeddings) that no sentence answers
     whole, the sentence that answers each part (``extract`` with ``keep=1``; ``fits(part,
     sentence)``), none twice (the same source sentence in two overlapping chunks neither): the
@@ -105,7 +138,8 @@ def extract_each(parts: list[str], vectors: list[np.ndarray], passages: list[Pas
             continue  # "Where does that person work?": read alone, any person's workplace
         for s in extract(part, vector, passages, quotes, answers, keep=1,
                          min_similarity=min_similarity,
-                         fits=lambda sentence, p=part: fits(p, sentence), shown=shown):
+                         fits=lambda sentence, p=part: fits(p, sentence), shown=shown,
+                         strict=strict, floor=floor):
             if (key := (s.passage.source, s.passage.start + s.span.sentence_start)) \
                     not in seen:
                 seen.add(key)
