@@ -671,8 +671,10 @@ def quoted(sentence: str) -> str:
     body = sentence.strip()
     if body[:1] in "\u201c\"" and body[-1:] in "\u201d\"":
         body = body[1:-1]
-    elif body[:1] in "\u201c\"":
+    elif body[:1] in "\u201c\"" and any(mark in body[1:] for mark in "\u201d\""):
         return body.rstrip(".")
+    elif body[:1] in "\u201c\"":
+        body = body[1:]  # a quotation that runs on into the next sentence
     return f"\u201c{body.rstrip('.')}\u201d"
 
 

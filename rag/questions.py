@@ -13,6 +13,11 @@ _NAME_OR_FIGURE = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9](?:\s+[A-Z][\w-]*[A-Za-z0
                              r"\$?\d{3,}(?:\.\d+)?|\$?\d+\.\d+")
 _SENTENCE_START = re.compile(r"(^|[.!?:;]\s+)\W*$")
 _IN_LANGUAGE = re.compile(r"\bin\s+(?:plain|simple|everyday|good|basic)?\s*$", re.I)
+_LANGUAGE_TERM = re.compile(r"^(?:in\s+)?(?:(?:plain|simple|everyday|good|basic)\s+)?(?P<l>\w+)$",
+                            re.I)
+# what may follow "in English" when it says how to answer: the question's end, a clause break,
+# "please", "terms", "words"
+_AFTER_LANGUAGE = re.compile(r"^\s*(?:$|[,.;:?!)]|please\b|terms\b|words\b)", re.I)
 _LANGUAGES = frozenset({"English", "French", "German", "Spanish", "Russian", "Chinese", "Arabic",
                         "Tajik", "Persian", "Italian", "Portuguese", "Japanese"})
 _OVERVIEW = re.compile(r"\b(summar\w*|overview|gist|"
@@ -252,7 +257,7 @@ def unknown_terms(question: str, vocabulary: Vocabulary) -> list[str]:
     out = []
     for m in _NAME_OR_FIGURE.finditer(question):
         term = m.group(0)
-        if term in _LANGUAGES and _IN_LANGUAGE.search(question[:m.start()]):
+        if _in_language(question, m.start(), m.end(), term):
             continue  # "in plain English": how to answer, not what about
         if _SENTENCE_START.search(question[:m.start()]):
             # a capital that only starts a sentence is no name: 'Did Airbus' -> 'Airbus'
@@ -272,6 +277,15 @@ def unknown_terms(question: str, vocabulary: Vocabulary) -> list[str]:
         if term not in out:
             out.append(term)
     return out
+
+
+def _in_language(question: str, start: int, end: int, term: str) -> bool:
+    """Whether ``term`` (at ``question[start:end]``) is a language to answer in: "in plain
+    English, …", "In English, what …?", "… in simple English?"; not "in Russian hands"."""
+    m = _LANGUAGE_TERM.match(term)
+    if m is None or m["l"] not in _LANGUAGES or not _AFTER_LANGUAGE.match(question[end:]):
+        return False
+    return m["l"] != term or bool(_IN_LANGUAGE.search(question[:start]))
 
 
 def _shouted(term: str) -> bool:

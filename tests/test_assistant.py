@@ -427,7 +427,7 @@ class Copier:
     ("40 boats", True),
     ("Dushanbe", False),  # words the sentence does not hold: the model's own knowledge
     ("NONE", False),
-    ("Yes", False),
+    ("Yes, 40 boats", False),  # a yes/no reply, not words copied from the text
     ("the ferry company", False),  # only the question's words: no answer
 ])
 def test_the_stricter_extractive_test_takes_only_answer_words_copied_from_the_text(copied,
@@ -437,6 +437,17 @@ def test_the_stricter_extractive_test_takes_only_answer_words_copied_from_the_te
     sentence = "At its peak in 1927 the ferry company ran 40 boats."
     assert AnswersQuestion(Copier(copied)).copies(
         "How many boats did the ferry company run?", sentence) is taken
+
+
+
+def test_the_stricter_extractive_test_wants_the_copied_words_as_written():
+    from rag.grounding.extractive import AnswersQuestion
+
+    # "Dushanbe" stands for "Tajikistan" in the checker's vocabulary, not in a copied answer
+    sentence = "The Republic of Tajikistan, landlocked, is a focal point of U.S. policy."
+    assert not AnswersQuestion(Copier("Dushanbe")).copies("What is the capital city?",
+                                                           sentence)
+    assert AnswersQuestion(Copier("landlocked")).copies("What is the country like?", sentence)
 
 
 
@@ -557,3 +568,5 @@ def test_a_source_sentence_is_shown_in_quotes_without_doubled_marks():
     # a quotation and then its speaker: its own marks show the quotation, none is added
     assert quoted("“The concern is transit routes,” argues Dr. Almas Miriev.") == (
         "“The concern is transit routes,” argues Dr. Almas Miriev")
+    # a quotation that runs on into the next sentence: one opening mark, one closing
+    assert quoted("“The deal is legal.") == "“The deal is legal”"

@@ -57,6 +57,8 @@ def test_unknown_terms_are_names_and_figures_the_corpus_lacks_not_shouted_words(
     assert unknown_terms("What did NATO say about the deal?", Vocabulary()) == ["NATO"]
     # a language to answer in is no name the documents should mention; a place is
     assert unknown_terms("In plain English, what is the deal about?", Vocabulary()) == []
+    assert unknown_terms("In English, what is the deal about?", Vocabulary()) == []
+    assert unknown_terms("Is the deal in Russian hands?", Vocabulary()) == ["Russian"]
     assert unknown_terms("What did Boeing sign in Kazakhstan?", Vocabulary()) == ["Kazakhstan"]
 
 

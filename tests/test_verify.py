@@ -61,6 +61,9 @@ def test_facts_are_numbers_and_names():
     specialist = "argues Dr. Almas Miriev, a Central Asia specialist at Georgetown University."
     assert missing_facts("Miriev is a professor at Georgetown.", specialist) == {"professor"}
     assert missing_facts("Miriev is a specialist at Georgetown.", specialist) == set()
+    # as written, or its plural: not another word of the same beginning
+    assert missing_facts("The governor signed.", "The government signed.") == {"governor"}
+    assert missing_facts("The directors met.", "The director met.") == set()
 
 
 def test_a_compound_name_asserts_each_part():

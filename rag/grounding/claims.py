@@ -170,8 +170,8 @@ def facts(claim: str) -> set[str]:
             out.add(w)
         elif w in NUMBER_WORDS and w != "one":
             out.add(NUMBER_WORDS[w])
-        elif w in TITLES:
-            out.add(w)
+        elif w in TITLES or (w.endswith("s") and w[:-1] in TITLES):
+            out.add(w.removesuffix("s") if w not in TITLES else w)
     listed = _enumerated(claim)
     out -= listed
     out |= {d for d in durations(claim) if d.split()[0] not in listed}
@@ -203,7 +203,15 @@ def missing_facts(claim: str, evidence: str) -> set[str]:
     its ending: 'Tajik' is found in 'Tajikistan', 'Chinese' in 'China')."""
     have = terms(evidence)
     spans = durations(evidence)  # a span of time must be stated as such, in its own unit
-    return {f for f in facts(claim) if not (f in spans if " " in f else known_word(f, have))}
+    return {f for f in facts(claim) if not (f in spans if " " in f else _stands(f, have))}
+
+
+def _stands(fact: str, have: set[str]) -> bool:
+    """A title as written (or its plural): 'director' is not 'directed', 'governor' not
+    'government'; any other fact as ``known_word`` finds it."""
+    if fact in TITLES:
+        return fact in have or f"{fact}s" in have
+    return known_word(fact, have)
 
 
 def is_meta(claim: str) -> bool:
