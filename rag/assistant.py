@@ -522,8 +522,8 @@ class Assistant:
             pairs = self._shown_with_previous(readable(s, [], self.checker.quotes), context)
             return " ".join(x.sentence for _, supports in pairs for x in supports)
 
-        strict = self.answers.copies if self.settings.extract_floor > 0 else None
         floor = self.settings.extract_floor
+        strict = self.answers.copies if floor > 0 else None
         found = extract(question, self.embeddings.encode_query(question), context,
                         self.checker.quotes, self.answers, fits=lambda s: gives(kind, s, question),
                         shown=shown, strict=strict, floor=floor)
@@ -669,12 +669,13 @@ def quoted(sentence: str) -> str:
     ("“…,” argues Dr. Almas Miriev, …") is shown as it stands, its own marks showing the
     quotation."""
     body = sentence.strip()
-    if body[:1] in "\u201c\"" and body[-1:] in "\u201d\"":
-        body = body[1:-1]
-    elif body[:1] in "\u201c\"" and any(mark in body[1:] for mark in "\u201d\""):
-        return body.rstrip(".")
-    elif body[:1] in "\u201c\"":
-        body = body[1:]  # a quotation that runs on into the next sentence
+    if body[:1] in "\u201c\"":
+        if body[-1:] in "\u201d\"":
+            body = body[1:-1]
+        elif any(mark in body[1:] for mark in "\u201d\""):
+            return body.rstrip(".")
+        else:
+            body = body[1:]  # a quotation that runs on into the next sentence
     return f"\u201c{body.rstrip('.')}\u201d"
 
 

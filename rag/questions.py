@@ -12,9 +12,9 @@ from .text import STOPWORDS, content_words, count_tokens, instruction, normalize
 _NAME_OR_FIGURE = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9](?:\s+[A-Z][\w-]*[A-Za-z0-9])*|"
                              r"\$?\d{3,}(?:\.\d+)?|\$?\d+\.\d+")
 _SENTENCE_START = re.compile(r"(^|[.!?:;]\s+)\W*$")
-_IN_LANGUAGE = re.compile(r"\bin\s+(?:plain|simple|everyday|good|basic)?\s*$", re.I)
-_LANGUAGE_TERM = re.compile(r"^(?:in\s+)?(?:(?:plain|simple|everyday|good|basic)\s+)?(?P<l>\w+)$",
-                            re.I)
+_PLAIN = r"(?:plain|simple|everyday|good|basic)"  # "in plain English"
+_IN_LANGUAGE = re.compile(rf"\bin\s+{_PLAIN}?\s*$", re.I)
+_LANGUAGE_TERM = re.compile(rf"^(?:in\s+)?(?:{_PLAIN}\s+)?(?P<l>\w+)$", re.I)
 # what may follow "in English" when it says how to answer: the question's end, a clause break,
 # "please", "terms", "words"
 _AFTER_LANGUAGE = re.compile(r"^\s*(?:$|[,.;:?!)]|please\b|terms\b|words\b)", re.I)

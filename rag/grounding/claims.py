@@ -170,8 +170,8 @@ def facts(claim: str) -> set[str]:
             out.add(w)
         elif w in NUMBER_WORDS and w != "one":
             out.add(NUMBER_WORDS[w])
-        elif w in TITLES or (w.endswith("s") and w[:-1] in TITLES):
-            out.add(w.removesuffix("s") if w not in TITLES else w)
+        elif (title := w if w in TITLES else w.removesuffix("s")) in TITLES:
+            out.add(title)
     listed = _enumerated(claim)
     out -= listed
     out |= {d for d in durations(claim) if d.split()[0] not in listed}

@@ -17,13 +17,13 @@ INSTRUCTION = ("You compare a claim with a quotation. Reply with one word: yes i
                "otherwise no.")
 
 
-def reply(llm: LLM, instruction: str, user: str) -> str | None:
-    """The model's one-word reply (stripped, lower case) to ``instruction`` then ``user``, or
-    None when the model cannot be asked. Every yes/no question to the verifier goes through
-    here: the entailment check, the premise check, the extractive answer."""
+def reply(llm: LLM, instruction: str, user: str, max_tokens: int = 2) -> str | None:
+    """The model's reply (stripped, lower case; one word by default) to ``instruction`` then
+    ``user``, or None when the model cannot be asked. Every question to the verifier goes
+    through here: the entailment check, the premise check, the extractive answer."""
     messages = [{"role": "system", "content": instruction}, {"role": "user", "content": user}]
     try:
-        return "".join(llm.stream(messages, max_tokens=2)).strip().lower()
+        return "".join(llm.stream(messages, max_tokens=max_tokens)).strip().lower()
     except BackendError:
         return None
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..generation import LLM, BackendError
+from ..generation import LLM
 from ..text import content_words, fenced, is_instruction, known_word
 from ..types import Passage
 from .checker import Support
@@ -58,14 +58,9 @@ class AnswersQuestion:
         True when it copies some, every content word of them stands in ``text`` as written and
         one of them is not in the question ("NONE", a bare yes/no and words from elsewhere are
         no)."""
-        messages = [{"role": "system", "content": COPY},
-                    {"role": "user", "content": f"Text: {fenced(text)}\nQuestion: "
-                                                f"{fenced(question)}\nAnswer words:"}]
-        try:
-            said = "".join(self.llm.stream(messages, max_tokens=24)).strip()
-        except BackendError:
-            return False
-        if re.match(r"\W*(?:none|yes|no)\b", said, re.I):
+        said = reply(self.llm, COPY, f"Text: {fenced(text)}\nQuestion: {fenced(question)}\n"
+                                     "Answer words:", max_tokens=24)
+        if said is None or re.match(r"\W*(?:none|yes|no)\b", said):
             return False
         copied = content_words(said)
         have, asked = terms(text), terms(question)
