@@ -609,22 +609,34 @@ def test_a_reload_restores_the_conversation_and_its_footnotes(page):
     page.screenshot(path=str(SHOTS / "11-reloaded.png"))
 
 
+def kept_after(page, change) -> None:  # noqa: ANN001
+    """Make a settings change and wait until the browser has written the settings again.
+
+    Each write is a round trip to the server (then encrypted with a fresh nonce), so a fixed
+    pause raced it on a loaded CI machine; a reload before the write restores the old value.
+    """
+    before = page.evaluate(f"localStorage.getItem({ui.SETTINGS_KEY!r})")
+    change()
+    page.wait_for_function(f"b => localStorage.getItem({ui.SETTINGS_KEY!r}) !== b",
+                           arg=before, timeout=30_000)
+
+
 @pytest.mark.ui
 def test_settings_survive_a_reload_and_retry_asks_the_last_question_again(page):
     passages = page.locator("#passages input[type=number]")
+    details = page.locator("#details input[type=checkbox]")
     if not passages.is_visible():
         page.get_by_text("Settings", exact=True).click()
-    passages.fill("6")
-    passages.press("Enter")
-    page.locator("#details input[type=checkbox]").check()
-    page.wait_for_timeout(1000)  # the change is kept in the browser
+    kept_after(page, lambda: (passages.fill("6"), passages.press("Enter")))
+    kept_after(page, details.check)
     page.reload()
     page.wait_for_selector("#question textarea", timeout=60_000)
     if not passages.is_visible():
         page.get_by_text("Settings", exact=True).click()
-    # the accordion renders its content a moment after the click: null until then
+    # the accordion renders its content a moment after the click (null until then), and the
+    # settings come back through the server's queue
     page.wait_for_function("() => document.querySelector('#passages input[type=number]')"
-                           "?.value === '6'", timeout=10_000)
+                           "?.value === '6'", timeout=30_000)
     assert page.locator("#details input[type=checkbox]").is_checked()
 
     users, bots = questions(page), bot_messages(page)
@@ -636,10 +648,8 @@ def test_settings_survive_a_reload_and_retry_asks_the_last_question_again(page):
     assert questions(page) == users  # the same questions: the last one answered anew
     assert bot_messages(page)[:-1] == bots[:-1]
     assert page.locator("#sources section.turn").count() == sections  # replaced, not added
-    passages.fill("4")  # as the other tests expect
-    passages.press("Enter")
-    page.locator("#details input[type=checkbox]").uncheck()
-    page.wait_for_timeout(1000)
+    kept_after(page, lambda: (passages.fill("4"), passages.press("Enter")))  # as expected
+    kept_after(page, details.uncheck)  # by the other tests
 
 
 @pytest.mark.ui
