@@ -43,6 +43,8 @@ from .conftest import FakeLLM
      ["Did Mayor Felix Amundsen say anything about the cost?", "Is Felix Amundsen the Mayor?"]),
     ("What explains the ten years the crew spent painting?",
      ["Do the documents speak of the ten years the crew spent painting?"]),
+    ("What's the reason behind the ten years the crew spent painting?",
+     ["Do the documents speak of the ten years the crew spent painting?"]),
     # no assumption to check
     ("When did the bridge open?", []),
     ("Since when has the bridge been open, and who paints it?", []),
@@ -329,6 +331,37 @@ def test_the_assumption_of_a_how_question_is_read_and_never_put_to_the_model(tun
     assert verdict is not None and not verdict.holds and verdict.why == "they say “cannot finish”"
     [true] = presuppositions("How will the tunnel halve commuting times?")
     assert check(true, passages) is None and verifier.calls == []
+
+
+ISLAND = ("The island has two thousand residents. The ferry service represents the backbone of "
+          "the island economy. Its Tidewater boats run every hour in summer. The Orwell Bakery, "
+          "while popular with tourists, is unlikely to change how residents earn a living. Fog "
+          "closes the harbour a few days each winter.")
+
+
+@pytest.mark.parametrize(("question", "holds"), [
+    # what the documents say of the ferry, asked of the bakery: no model needed
+    ("Why does the author consider the Orwell Bakery the backbone of the island economy?",
+     False),
+    ("Why is the ferry service the backbone of the island economy?", True),  # to the model
+    # the name stands in the sentence right after: said of it (its boats), to the model
+    ("Why is the Tidewater service the backbone of the island economy?", True),
+])
+def test_a_claim_made_of_another_subject_than_the_documents_make_it_of(embeddings, question,
+                                                                       holds):
+    from rag.grounding.quotes import QuoteIndexer
+    from rag.types import Passage
+
+    verifier = Verifier("Yes")
+    check = PremiseCheck(verifier, embeddings, QuoteIndexer(embeddings))
+    [premise] = presuppositions(question)
+    verdict = check(premise, [Passage("i1", "island.txt", 0, len(ISLAND), ISLAND)])
+    assert verdict is not None and verdict.holds is holds
+    assert len(verifier.calls) == (1 if holds else 0)
+    if not holds:
+        assert verdict.why == "they don't say this of Orwell Bakery"
+        quotes = [p.text[s.start:s.end] for p, s in verdict.evidence]
+        assert "backbone" in quotes[0] and "Orwell Bakery" in quotes[1], quotes
 
 
 def test_an_assumed_figure_the_closest_sentences_give_otherwise_needs_no_model(tunnel_check):

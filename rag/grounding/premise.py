@@ -57,8 +57,10 @@ def _opening(word: str) -> re.Pattern[str]:
 
 _WHY = _opening("why")
 # "What explains the six years Washington has spent …?": a why question about a noun phrase
-_EXPLAINS = re.compile(r"^\W*what\s+(?:explains|accounts\s+for|is\s+behind|lies\s+behind|drove|"
-                       r"drives|led\s+to|caused)\s+(?P<rest>.+?)[\s?.!]*$", re.I | re.S)
+_EXPLAINS = re.compile(r"^\W*what(?:\s+|'s\s+|’s\s+)(?:explains|accounts\s+for|is\s+behind|"
+                       r"lies\s+behind|drove|drives|led\s+to|caused|"
+                       r"(?:is\s+)?the\s+(?:reason|rationale|motive)\s+(?:behind|for))\s+"
+                       r"(?P<rest>.+?)[\s?.!]*$", re.I | re.S)
 # "How did the Taliban's loss of power open the door …?" presupposes "Did … open the door?"
 _HOW = _opening("how")
 _ACCORDING = re.compile(r",?\s*\b(?:according to|in the view of|as (?:stated|said) in)\s+(?:the|"
@@ -101,6 +103,20 @@ _TITLE = re.compile(r"^(?:Dr\.?|Prof\.?)\s+")
 # the other half of a two-part question ("Why X, and where does she work?") assumes nothing
 _SECOND_PART = re.compile(r",?\s+and\s+(?:what|where|who|whom|which|how|when|why)\b.*$",
                           re.I | re.S)
+
+def _parts(name: str) -> set[str]:
+    """The facts a written name asserts, part by part ("Coca-Cola's" -> coca, cola)."""
+    return {normalize(x).rstrip(".").removesuffix("'s") for x in re.split(r"[-–\s]+", name)
+            if x}
+
+
+# _other_subject: words of the question's frame, not of what it claims
+_FRAMING = frozenset("author article piece writer text documents document consider considers "
+                     "considered call calls called describe describes described see sees view "
+                     "views regard regards say says said think thinks believe believes "
+                     "according".split())
+SUBJECT_SHARE = 0.6
+SUBJECT_SENTENCES = 2
 
 INSTRUCTION = ("You check a yes/no question against quotations from documents. Reply with one "
                "word: yes if the quotations say so, no if they say otherwise or something "
@@ -335,6 +351,8 @@ class PremiseCheck:
             if said := denial(premise.question, p.text[s.start:s.end]):
                 return Verdict(premise, [evidence[i]] + evidence[:i] + evidence[i + 1:], False,
                                f"they say “{said}”")
+        if verdict := self._other_subject(premise, evidence, passages):
+            return verdict
         if not premise.ask_model:
             return None
         quoted = " ".join(f"“{fenced(p.text[s.start:s.end])}”" for p, s in evidence)
@@ -344,6 +362,53 @@ class PremiseCheck:
         if said is None:
             return None
         return Verdict(premise, evidence, not said.startswith("no"))
+
+    def _other_subject(self, premise: Premise, evidence: list[tuple[Passage, QuoteSpan]],
+                       passages: list[Passage]) -> Verdict | None:
+        """A claim the question makes of one thing that the documents make of another ("Why
+        does the author consider the Coca-Cola investment the cornerstone of the renewed
+        cooperation?" where "The aviation sector represents a cornerstone of the renewed
+        cooperation"): one of the assumption's closest sentences holds most of what it says
+        (``SUBJECT_SHARE`` of its content words besides its names and words like "author"),
+        while a name of the assumption that the documents use rarely (in at most
+        ``SUBJECT_SENTENCES`` sentences, so not the corpus's topic) stands neither in it nor in
+        the sentences right before and after it, and none of the name's own sentences says as
+        much. Does not hold, shown with both: that sentence and the name's own."""
+        claim = premise.question
+        names = facts(claim)
+        said = [w for w in content_words(claim) if w not in _FRAMING and w not in names]
+        if len(said) < 2:
+            return None
+        ordered = sorted(self._sentences(passages),
+                         key=lambda t: (t[0].source, t[0].start + t[1].start))
+        texts = [normalize(p.text[s.start:s.end]) for p, s, _ in ordered]
+
+        def share(i: int) -> float:
+            have = terms(texts[i])
+            return sum(known_word(w, have) for w in said) / len(said)
+
+        rows = sorted((i for i, (p, s, _) in enumerate(ordered) if (p, s) in evidence),
+                      key=share, reverse=True)
+        if not rows or share(rows[0]) < SUBJECT_SHARE:
+            return None
+        row = rows[0]
+        near = " ".join(texts[max(row - 1, 0):row + 2])
+        for m in re.finditer(_ORG, claim):
+            written = m[0].split()
+            while written and not _parts(written[0]) <= names:  # "Does Transparent Earth"
+                written = written[1:]
+            name = normalize(" ".join(written)).removesuffix("'s")
+            if not written or not _parts(name) <= names:
+                continue  # an ordinary capitalised word
+            own = [i for i, t in enumerate(texts) if name in t]
+            if name in near or not own or len(own) > SUBJECT_SENTENCES:
+                continue  # said of it, named nowhere (an unknown term), or the topic
+            if any(share(i) >= SUBJECT_SHARE for i in own):
+                continue
+            p, s, _ = ordered[own[0]]
+            return Verdict(premise, [ordered[row][:2], (p, s)], False,
+                           f"they don't say this of {' '.join(written).removesuffix('’s')}")
+        return None
 
     @staticmethod
     def _other_figures(premise: Premise, evidence: list[tuple[Passage, QuoteSpan]]) -> str:
