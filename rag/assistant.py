@@ -336,7 +336,8 @@ class Assistant:
                                                                   checked.sentences), q):
             # "Emomali Rahmon [1]." for "When did the president come to power?": supported,
             # and no answer to what was asked
-            why = f"gives no {kind}, which the question asks for"
+            why = f"gives no {'sum of money' if kind == 'money' else kind}, which the question " \
+                  "asks for"
             checked = Checked(dropped=checked.dropped + [(t, why) for t, _ in checked.sentences])
             reason = f"checker: the answer {why}"
         checked, speaker = self._who_said(q, checked, context)

@@ -27,7 +27,12 @@ _OVERVIEW = re.compile(r"\b(summar\w*|overview|gist|"
                        r"sum(s|med|ming)? (it |this |that |things )?up|in a nutshell|"
                        r"short version|takeaways?|rundown|recap\w*|in brief|"
                        r"(^|can you |could you |please )break (\w+ ){0,2}down|"
-                       r"boil(s|ed)? (it |this )?down|"
+                       r"boil(s|ed)? (it |this )?down|bottom line|"
+                       r"pull(s|ed)? (it |this |that |everything )?together|walk (me|us) through|"
+                       r"everything (the|this|that) (article|document|text|piece|report|author) "
+                       r"(says|said|tells)|brief(ing)? (me|us|a|an)|"
+                       r"what (does|is) (the|this) (article|document|text|piece|report) "
+                       r"(actually |really )?tell(ing)? (me|us)|"
                        # how a document treats a subject as a whole, across its parts
                        r"trace|throughout|from (its|the) (opening|beginning|start) to|"
                        r"how does (the|this) (article|document|text|piece|report|author) "
@@ -152,12 +157,18 @@ def wants_short(question: str) -> bool:
 
 
 # What a question asks for, when its form says so: a time ("When…?", "In what year…?"), a count
-# ("How many…?") or an amount ("How much…?"). An answer that gives none answers something else
+# ("How many…?"), a sum of money ("How much … invest / cost / worth …?") or an amount ("How
+# much…?"). An answer that gives none answers something else
 # ("Emomali Rahmon" for "When did the president come to power?").
 _PREP = r"(?:(?:in|on|at|for|from|by|with|to|over|within|after|of)\s+)?"  # "Over how many years…?"
 _ASKS = (("time", re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:when|since when|(?:in|by|from|until)?"
                             r"\s*what (?:year|month|date|decade|century))\b", re.I)),
          ("count", re.compile(rf"^\W*(?:(?:and|so|but)\s+)?{_PREP}how many\b", re.I)),
+         # "How much is SuperMicro investing …?": money, not any figure ("1 GW")
+         ("money", re.compile(rf"^\W*(?:(?:and|so|but)\s+)?{_PREP}how much\b.*\b(?:invest\w*|"
+                              r"pa(?:y|ys|id|ying)|cost\w*|spen[dt]\w*|worth|fund\w*|money|"
+                              r"dollars?|budget\w*|pric\w*|financ\w*|loans?|grants?|aid|"
+                              r"pledg\w*|lend\w*|lent|raise[sd]?|raising)\b", re.I | re.S)),
          ("amount", re.compile(rf"^\W*(?:(?:and|so|but)\s+)?{_PREP}how much\b", re.I)),
          # "Roughly what share of…?", "What dollar amount…?", "What percentage…?"
          ("amount", re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:roughly|approximately|about)?\s*"
@@ -182,6 +193,9 @@ _TIME = re.compile(rf"\b(?:1[5-9]\d\d|20\d\d|\d+(?:st|nd|rd|th)?\s+(?:centur|dec
 _MONEY = re.compile(r"[$€£¥]\s*\d[\d,.]*(?:\s*(?:thousand|million|billion|trillion))?|"
                     r"\d[\d,.]*\s*(?:thousand|million|billion|trillion)?\s*(?:dollars|euros|"
                     r"pounds|USD|EUR)\b|\d[\d,.]*\s*(?:%|percent\b)", re.I)
+_CURRENCY = re.compile(r"[$€£¥]\s*\d|\d[\d,.]*\s*(?:thousand|million|billion|trillion)?\s*"
+                       r"(?:dollars|euros|pounds|USD|EUR)\b|\b(?:million|billion|trillion)\b",
+                       re.I)
 _COUNT = re.compile(rf"\b(?:\d[\d,.]*|{_NUMBER_WORDS})\b", re.I)
 
 
@@ -208,16 +222,16 @@ def _asked_part(question: str) -> str:
 
 
 def asks_for(question: str) -> str:
-    """'time', 'count', 'amount' or 'name' (who…?, which agency/company/expert/city/river…?)
-    when the question's form asks for one, else ''."""
+    """'time', 'count', 'money', 'amount' or 'name' (who…?, which agency/company/expert/city/
+    river…?) when the question's form asks for one, else ''."""
     return next((kind for kind, pattern in _ASKS if pattern.search(_asked_part(question))), "")
 
 
 def gives(kind: str, text: str, question: str = "") -> bool:
     """Whether ``text`` holds what a question asking for ``kind`` wants: a date or a span of
-    time; a count (a money amount or a percentage is no count); any figure; a name that
-    ``question`` does not already hold ('Which U.S. agency runs the program in Tajikistan?' is
-    not answered by a sentence naming only the U.S. and Tajikistan)."""
+    time; a count (a money amount or a percentage is no count); a money amount; any figure; a
+    name that ``question`` does not already hold ('Which U.S. agency runs the program in
+    Tajikistan?' is not answered by a sentence naming only the U.S. and Tajikistan)."""
     if kind == "name":
         asked = {w.replace(".", "") for w in words(question)}  # "U.S." is "U.S"
         return any(w not in STOPWORDS and w.replace(".", "") not in asked
@@ -226,6 +240,8 @@ def gives(kind: str, text: str, question: str = "") -> bool:
         return bool(_TIME.search(text))
     if kind == "count":
         return bool(_COUNT.search(_MONEY.sub(" ", text)))
+    if kind == "money":
+        return bool(_CURRENCY.search(text))
     if kind == "amount":
         return bool(re.search(r"\d", text) or _COUNT.search(text))
     return True

@@ -204,6 +204,14 @@ def test_a_question_of_two_parts_asks_for_both(settings, embeddings):
     ("In a nutshell, what does the opening paragraph set up?", True),
     ("Give me the short version of this piece.", True),
     ("Can you break the report down for me?", True),
+    ("Where does the council come in? Pull together everything the report says about it.",
+     True),
+    ("What's the bottom line of the last paragraph?", True),
+    ("What does this report actually tell me about the city itself?", True),
+    ("If you were briefing a mayor, what cautions would you pass on?", True),
+    ("Walk me through why the tunnel matters to the port.", True),
+    ("What does the report say the tunnel cost?", False),
+    ("What is the line at the bottom of the map?", False),
     ("The piece says the tunnel highlights an investment in what?", False),
     ("What does the council's summit sum?", False),
     ("Why did the talks on the tunnel break down?", False),
@@ -227,8 +235,15 @@ def test_overview_questions(question, overview):
     ("How many boats did the ferry run?", "It ran forty boats.", "count", True),
     ("Over how many years will the ferry run?", "It will run until the council decides.",
      "count", False),
-    ("How much is the deal worth?", "$3.2 billion.", "amount", True),
-    ("How much is the deal worth?", "A great deal.", "amount", False),
+    ("How much is the deal worth?", "$3.2 billion.", "money", True),
+    ("How much is the deal worth?", "A great deal.", "money", False),
+    # a figure that is no sum of money answers no question about investment
+    ("How much is the ferry company investing in the island?", "Alongside a commitment to 1 GW "
+     "of wind power, the ferry company signed.", "money", False),
+    ("How much is the ferry company investing in the island?", "It is putting 40 million "
+     "euros into new boats.", "money", True),
+    ("How much wind power has been committed?", "A commitment to 1 GW of wind power.", "amount",
+     True),
     ("Roughly what share of the world's tin could the mine supply?", "The mine holds "
      "significant deposits of tin.", "amount", False),
     ("What dollar amount does the report put on the bridge?", "It cost 6.25 million pounds.",
