@@ -27,12 +27,13 @@ _OVERVIEW = re.compile(r"\b(summar\w*|overview|gist|"
                        r"sum(s|med|ming)? (it |this |that |things )?up|in a nutshell|"
                        r"short version|takeaways?|rundown|recap\w*|in brief|"
                        r"(^|can you |could you |please )break (\w+ ){0,2}down|"
-                       r"boil(s|ed)? (it |this )?down|bottom line|"
-                       r"pull(s|ed)? (it |this |that |everything )?together|walk (me|us) through|"
+                       r"boil(s|ed)? (it |this )?down|what(['’]s| is) the bottom line|"
+                       r"pull (it |this |that )?together everything|"
+                       r"pull (it|this|that|everything) together|"
                        r"everything (the|this|that) (article|document|text|piece|report|author) "
-                       r"(says|said|tells)|brief(ing)? (me|us|a|an)|"
+                       r"(says|said|tells)|brief(ing)? (me|us)\b|if you were briefing|"
                        r"what (does|is) (the|this) (article|document|text|piece|report) "
-                       r"(actually |really )?tell(ing)? (me|us)|"
+                       r"((actually|really) tell(ing)? (me|us)|tell(ing)? (me|us)(?=\W*$))|"
                        # how a document treats a subject as a whole, across its parts
                        r"trace|throughout|from (its|the) (opening|beginning|start) to|"
                        r"how does (the|this) (article|document|text|piece|report|author) "
@@ -165,10 +166,14 @@ _ASKS = (("time", re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:when|since when|(?:i
                             r"\s*what (?:year|month|date|decade|century))\b", re.I)),
          ("count", re.compile(rf"^\W*(?:(?:and|so|but)\s+)?{_PREP}how many\b", re.I)),
          # "How much is SuperMicro investing …?": money, not any figure ("1 GW")
-         ("money", re.compile(rf"^\W*(?:(?:and|so|but)\s+)?{_PREP}how much\b.*\b(?:invest\w*|"
-                              r"pa(?:y|ys|id|ying)|cost\w*|spen[dt]\w*|worth|fund\w*|money|"
-                              r"dollars?|budget\w*|pric\w*|financ\w*|loans?|grants?|aid|"
-                              r"pledg\w*|lend\w*|lent|raise[sd]?|raising)\b", re.I | re.S)),
+         # (not "How much time did they spend …?", "How much of the budget …?")
+         ("money", re.compile(rf"^\W*(?:(?:and|so|but)\s+)?{_PREP}how much\b(?!\s+(?:of|time|"
+                              r"attention|effort|work|evidence|concern|progress|change|power|"
+                              r"energy|capacity|hydropower|influence|support|interest)\b).*"
+                              r"\b(?:invest(?:s|ed|ing|ments?)?|cost(?:s|ing)?|spen[dt](?:s|ing)?|"
+                              r"worth|fund(?:s|ed|ing)?|money|dollars?|pa(?:y|ys|id|ying)|"
+                              r"financ(?:e|es|ed|ing)|loans?|grants?|pledg(?:e|es|ed|ing)|"
+                              r"lend(?:s|ing)?|lent)\b", re.I | re.S)),
          ("amount", re.compile(rf"^\W*(?:(?:and|so|but)\s+)?{_PREP}how much\b", re.I)),
          # "Roughly what share of…?", "What dollar amount…?", "What percentage…?"
          ("amount", re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:roughly|approximately|about)?\s*"
@@ -193,9 +198,9 @@ _TIME = re.compile(rf"\b(?:1[5-9]\d\d|20\d\d|\d+(?:st|nd|rd|th)?\s+(?:centur|dec
 _MONEY = re.compile(r"[$€£¥]\s*\d[\d,.]*(?:\s*(?:thousand|million|billion|trillion))?|"
                     r"\d[\d,.]*\s*(?:thousand|million|billion|trillion)?\s*(?:dollars|euros|"
                     r"pounds|USD|EUR)\b|\d[\d,.]*\s*(?:%|percent\b)", re.I)
-_CURRENCY = re.compile(r"[$€£¥]\s*\d|\d[\d,.]*\s*(?:thousand|million|billion|trillion)?\s*"
-                       r"(?:dollars|euros|pounds|USD|EUR)\b|\b(?:million|billion|trillion)\b",
-                       re.I)
+_CURRENCY = re.compile(r"[$€£¥]\s*\d|\b(?:USD|EUR|GBP)\s*\d|\d[\d,.]*\s*(?:bn|m)\b|"
+                       r"\b(?:dollars|euros|pounds|USD|EUR|GBP)\b|"
+                       r"\b(?:million|billion|trillion)\b", re.I)
 _COUNT = re.compile(rf"\b(?:\d[\d,.]*|{_NUMBER_WORDS})\b", re.I)
 
 

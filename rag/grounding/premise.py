@@ -57,10 +57,10 @@ def _opening(word: str) -> re.Pattern[str]:
 
 _WHY = _opening("why")
 # "What explains the six years Washington has spent …?": a why question about a noun phrase
-_EXPLAINS = re.compile(r"^\W*what(?:\s+|'s\s+|’s\s+)(?:explains|accounts\s+for|is\s+behind|"
-                       r"lies\s+behind|drove|drives|led\s+to|caused|"
-                       r"(?:is\s+)?the\s+(?:reason|rationale|motive)\s+(?:behind|for))\s+"
-                       r"(?P<rest>.+?)[\s?.!]*$", re.I | re.S)
+_EXPLAINS = re.compile(r"^\W*what(?:\s+|['’]s\s+)(?:explains|accounts\s+for|(?:is|was)\s+behind|"
+                       r"lies\s+behind|behind|drove|drives|led\s+to|caused|"
+                       r"(?:(?:is|was|are|were)\s+)?the\s+(?:reasons?|rationale|motives?)\s+"
+                       r"(?:behind|for))\s+(?P<rest>.+?)[\s?.!]*$", re.I | re.S)
 # "How did the Taliban's loss of power open the door …?" presupposes "Did … open the door?"
 _HOW = _opening("how")
 _ACCORDING = re.compile(r",?\s*\b(?:according to|in the view of|as (?:stated|said) in)\s+(?:the|"
@@ -105,9 +105,10 @@ _SECOND_PART = re.compile(r",?\s+and\s+(?:what|where|who|whom|which|how|when|why
                           re.I | re.S)
 
 def _parts(name: str) -> set[str]:
-    """The facts a written name asserts, part by part ("Coca-Cola's" -> coca, cola)."""
-    return {normalize(x).rstrip(".").removesuffix("'s") for x in re.split(r"[-–\s]+", name)
-            if x}
+    """The facts a written name asserts, part by part ("Coca-Cola's" -> coca, cola; "Bank of
+    Skye" -> bank, skye)."""
+    return {w for x in re.split(r"[-–\s]+", name)
+            if (w := normalize(x).rstrip(".").removesuffix("'s")) and w not in STOPWORDS}
 
 
 # _other_subject: words of the question's frame, not of what it claims
@@ -117,6 +118,7 @@ _FRAMING = frozenset("author article piece writer text documents document consid
                      "according".split())
 SUBJECT_SHARE = 0.6
 SUBJECT_SENTENCES = 2
+_GAP = 8  # at most this many characters (whitespace) between two sentences next to each other
 
 INSTRUCTION = ("You check a yes/no question against quotations from documents. Reply with one "
                "word: yes if the quotations say so, no if they say otherwise or something "
@@ -370,10 +372,13 @@ class PremiseCheck:
         cooperation?" where "The aviation sector represents a cornerstone of the renewed
         cooperation"): one of the assumption's closest sentences holds most of what it says
         (``SUBJECT_SHARE`` of its content words besides its names and words like "author"),
-        while a name of the assumption that the documents use rarely (in at most
-        ``SUBJECT_SENTENCES`` sentences, so not the corpus's topic) stands neither in it nor in
-        the sentences right before and after it, and none of the name's own sentences says as
-        much. Does not hold, shown with both: that sentence and the name's own."""
+        while the name the claim is made of (one written before the first of those words: "the
+        economy of Skye" names no subject) is used rarely in the documents (in at most
+        ``SUBJECT_SENTENCES`` sentences, so not the corpus's topic) and stands neither in that
+        sentence nor in the sentences right before and after it in the source, not even by a
+        word of it ("the bakery" for "Orwell Bakery"), and none of the name's own sentences says
+        as much. Does not hold, shown with both: that sentence and the name's own. None when a
+        neighbour of that sentence is not among ``passages`` (nothing to tell by)."""
         claim = premise.question
         names = facts(claim)
         said = [w for w in content_words(claim) if w not in _FRAMING and w not in names]
@@ -392,23 +397,54 @@ class PremiseCheck:
         if not rows or share(rows[0]) < SUBJECT_SHARE:
             return None
         row = rows[0]
+        if not self._beside(ordered, row):
+            return None
         near = " ".join(texts[max(row - 1, 0):row + 2])
-        for m in re.finditer(_ORG, claim):
+        have = terms(texts[row])
+        first = min((m.start() for m in re.finditer(r"[\w’'-]+", claim)
+                     if (w := normalize(m[0]).removesuffix("'s")) in said
+                     and known_word(w, have)), default=len(claim))
+        for m in re.finditer(_ORG, claim[:first]):
             written = m[0].split()
-            while written and not _parts(written[0]) <= names:  # "Does Transparent Earth"
+            while written and not names >= _parts(written[0]) != set():  # "Does Transparent …"
                 written = written[1:]
-            name = normalize(" ".join(written)).removesuffix("'s")
-            if not written or not _parts(name) <= names:
+            parts = _parts(" ".join(written))
+            if not written or not parts <= names:
                 continue  # an ordinary capitalised word
-            own = [i for i, t in enumerate(texts) if name in t]
-            if name in near or not own or len(own) > SUBJECT_SENTENCES:
-                continue  # said of it, named nowhere (an unknown term), or the topic
+            order = normalize(" ".join(written))
+            name = re.compile(r"\b" + r"\W+(?:(?:of|for|and|the)\W+)*".join(
+                map(re.escape, sorted(parts, key=order.find))) + r"\b")
+            own = [i for i, t in enumerate(texts) if name.search(t)]
+            if not own or len(own) > SUBJECT_SENTENCES:
+                continue  # named nowhere (an unknown term), or the topic
+            if any(re.search(rf"\b{re.escape(x)}\b", near) for x in parts if len(x) > 3):
+                continue  # said of it, or of it by a word of its name ("the bakery")
             if any(share(i) >= SUBJECT_SHARE for i in own):
                 continue
             p, s, _ = ordered[own[0]]
+            shown = " ".join(written)
+            shown = shown.removesuffix("’s").removesuffix("'s")
             return Verdict(premise, [ordered[row][:2], (p, s)], False,
-                           f"they don't say this of {' '.join(written).removesuffix('’s')}")
+                           f"they don't say this of {shown}")
         return None
+
+    @staticmethod
+    def _beside(ordered: list[tuple[Passage, QuoteSpan, np.ndarray]], row: int) -> bool:
+        """Whether the sentences right before and after sentence ``row`` of ``ordered`` (in
+        source order) are there too, or it opens its source, or it is the last one here of its
+        source (taken as the source's end): nothing beside it is missing."""
+        def at(i: int) -> tuple[str, int, int]:
+            p, span, _ = ordered[i]
+            return p.source, p.start + span.start, p.start + span.end
+
+        source, start, end = at(row)
+        if row == 0 or at(row - 1)[0] != source:
+            before = start <= _GAP
+        else:
+            before = 0 <= start - at(row - 1)[2] <= _GAP
+        after = (row + 1 == len(ordered) or at(row + 1)[0] != source
+                 or 0 <= at(row + 1)[1] - end <= _GAP)
+        return before and after
 
     @staticmethod
     def _other_figures(premise: Premise, evidence: list[tuple[Passage, QuoteSpan]]) -> str:
