@@ -43,7 +43,7 @@ from .checker import Support
 from .claims import DURATION, durations, facts, missing_facts, terms
 from .entailment import reply
 from .polarity import denial
-from .quotes import QuoteIndexer, QuoteSpan
+from .quotes import SENTENCE_GAP, QuoteIndexer, QuoteSpan
 
 _AUX = (r"is|are|was|were|has|have|had|does|do|did|will|would|can|could|should|must|might|"
         r"may")
@@ -118,7 +118,6 @@ _FRAMING = frozenset("author article piece writer text documents document consid
                      "according".split())
 SUBJECT_SHARE = 0.6
 SUBJECT_SENTENCES = 2
-_GAP = 8  # at most this many characters (whitespace) between two sentences next to each other
 
 INSTRUCTION = ("You check a yes/no question against quotations from documents. Reply with one "
                "word: yes if the quotations say so, no if they say otherwise or something "
@@ -439,11 +438,11 @@ class PremiseCheck:
 
         source, start, end = at(row)
         if row == 0 or at(row - 1)[0] != source:
-            before = start <= _GAP
+            before = start <= SENTENCE_GAP
         else:
-            before = 0 <= start - at(row - 1)[2] <= _GAP
+            before = 0 <= start - at(row - 1)[2] <= SENTENCE_GAP
         after = (row + 1 == len(ordered) or at(row + 1)[0] != source
-                 or 0 <= at(row + 1)[1] - end <= _GAP)
+                 or 0 <= at(row + 1)[1] - end <= SENTENCE_GAP)
         return before and after
 
     @staticmethod

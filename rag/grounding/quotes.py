@@ -35,8 +35,9 @@ def is_bare_quote(sentence: str) -> bool:
 
 
 # at most this many characters (whitespace: chunks are slices of the source that start and end
-# on text) between a sentence and the one before it, across a chunk boundary
-_GAP = 8
+# on text) between a sentence and the one before it, across a chunk boundary (also how the
+# premise check tells that two sentences it holds are next to each other in the source)
+SENTENCE_GAP = 8
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class QuoteIndexer:
 def sentence_before(passage: Passage, span: QuoteSpan, passages: list[Passage],
                     quotes: QuoteIndexer) -> tuple[Passage, QuoteSpan] | None:
     """The whole sentence right before ``span``'s sentence in the source: in its own passage,
-    else the sentence of another of ``passages`` (same source) that ends at most ``_GAP``
+    else the sentence of another of ``passages`` (same source) that ends at most ``SENTENCE_GAP``
     characters before it starts (the end of the chunk before; overlapping chunks hold it
     too). None when no passage holds it."""
     before = quotes(passage).previous_span(span)
@@ -159,12 +160,12 @@ def sentence_before(passage: Passage, span: QuoteSpan, passages: list[Passage],
         return passage, before
     at = passage.start + span.sentence_start
     for p in passages:
-        if p.source != passage.source or not p.start < at <= p.end + _GAP:
+        if p.source != passage.source or not p.start < at <= p.end + SENTENCE_GAP:
             continue
         index = quotes(p)
         for row in index.sentences():
             s = index.spans[row]
-            if 0 <= at - (p.start + s.sentence_end) <= _GAP:
+            if 0 <= at - (p.start + s.sentence_end) <= SENTENCE_GAP:
                 return p, QuoteSpan(s.sentence_start, s.sentence_end, s.sentence_start,
                                     s.sentence_end)
     return None
