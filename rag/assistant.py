@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -68,6 +69,7 @@ from .grounding.premise import (
 )
 from .ingestion import IngestReport, ingest
 from .lexical import LexicalIndex
+from .loaders import LoadError, load_text
 from .models import ModelError
 from .questions import (
     QuestionError,
@@ -78,11 +80,13 @@ from .questions import (
     gives,
     is_overview,
     is_yes_no,
+    paragraphs_asked,
     premise_note,
     probes_consistency,
     question_parts,
     quoted_phrases,
     read_follow_up,
+    restates,
     topic_of,
     unknown_terms,
     wants_short,
@@ -103,6 +107,7 @@ ABSTAIN = "The documents don't say."
 EXTRACTIVE_LABEL = "In the documents' own words:"
 # before both sides of a yes/no question the documents answer both ways
 DISAGREE_LABEL = "The documents disagree on this:"
+MIN_PARAGRAPH_WORDS = 8  # shorter lines (a title, a byline) are no paragraph
 FALLBACK_LABEL = ("The language model is unavailable, so this is not an answer: the most relevant "
                   "passages, quoted verbatim")
 
@@ -149,7 +154,9 @@ class Assistant:
         self._store = store
         self._own_store = store is None  # opened here, so reopened after an ingest
         self._searcher: HybridSearcher | None = None
-        self._whole: tuple[tuple[str, int], list[Passage] | None] | None = None
+        # (index state, the whole corpus as passages or None, its paragraphs' (start, end))
+        self._whole: tuple[tuple[str, int], list[Passage] | None, list[tuple[int, int]]] | None \
+            = None
         verifier = self._verifier_llm() if self.settings.entailment and llm is None else None
         self.checker = Checker(self.embeddings,
                                policy or SupportPolicy(min_support=self.settings.min_support),
@@ -279,11 +286,14 @@ class Assistant:
             lexical = self.searcher.lexical()  # in step with the store: checked once here
             unknown = unknown_terms(q, lexical)
             overview = is_overview(q)
-            relevant = overview or self._relevant(q, retrieved)
+            whole = self.whole_corpus(lexical)  # small corpus: all of it, a cached prefix
+            # "What does the final paragraph say?": that paragraph, relevant by being named
+            scoped = self._paragraphs(q, whole) if whole is not None else None
+            relevant = overview or scoped is not None or self._relevant(q, retrieved)
         if not relevant:
             return self._abstain(retrieved, "gate: nothing relevant retrieved", unknown, clock)
         with clock.stage("context"):
-            context = self.whole_corpus(lexical)  # small corpus: all of it, a cached prefix
+            context = scoped or whole
             if context is None and overview:
                 context = self._with_opening(retrieved)
             elif context is None and s.focus_sentences > 0:
@@ -295,6 +305,10 @@ class Assistant:
 
         stated = presuppositions(q)  # read from the question's words alone
         assumed = stated if self.premise_check is not None else []
+        if unknown and self.premise_check is not None:
+            with clock.stage("premise"):
+                if verdict := self.premise_check.other_figure(q, context, unknown):
+                    return self._correct(verdict, retrieved, context, unknown, clock)
         if assumed:
             with clock.stage("premise"):
                 for premise in assumed:
@@ -340,6 +354,15 @@ class Assistant:
                   "asks for"
             checked = Checked(dropped=checked.dropped + [(t, why) for t, _ in checked.sentences])
             reason = f"checker: the answer {why}"
+        if not overview and (echo := [(t, x) for t, x in checked.sentences if restates(q, t)]):
+            # "The 1 GW of hydropower will be built in Tajikistan [1]." for "Where in Tajikistan
+            # will the 1 GW of hydropower be built?": cited, and no answer
+            why = "only restates the question"
+            checked = Checked([x for x in checked.sentences if x not in echo],
+                              checked.dropped + [(t, why) for t, _ in echo],
+                              checked.contradicted)
+            if not checked.sentences:
+                reason = reason or f"checker: the answer {why}"
         checked, speaker = self._who_said(q, checked, context)
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
         extractive = labelled = False
@@ -450,14 +473,35 @@ class Assistant:
         lexical = self.searcher.lexical() if lexical is None else lexical
         state = lexical.state
         if self._whole is None or self._whole[0] != state:
-            passages = None
+            passages, spans = None, []
             if lexical.count() <= budget // 16:  # cheap bound before reading the chunks
                 chunks = sorted(lexical.chunks(), key=lambda c: (c.source, c.start))
                 passages = without_overlap(chunks)
                 if sum(count_tokens(p.text) for p in passages) > budget:
                     passages = None
-            self._whole = (state, passages)
+                elif len({c.source for c in chunks}) == 1:
+                    spans = paragraph_spans(chunks, self._source_text(chunks))
+            self._whole = (state, passages, spans)
         return self._whole[1]
+
+    def _source_text(self, chunks: list[Chunk]) -> str | None:
+        """The text of the chunks' document as loaded from the corpus folder, if it is there
+        and its chunks are slices of it (else None: ingested from elsewhere, or changed)."""
+        try:
+            text = load_text(self.settings.corpus_dir / chunks[0].source,
+                             self.settings.max_file_bytes)
+        except (OSError, LoadError):
+            return None
+        return text if all(text[c.start:c.end] == c.text for c in chunks) else None
+
+    def _paragraphs(self, question: str, whole: list[Passage]) -> list[Passage] | None:
+        """The whole corpus cut to the paragraphs the question names ("the final paragraph",
+        ``questions.paragraphs_asked``), in whole sentences, when the corpus is one document
+        (of several, "the final paragraph" names none); else None."""
+        asked = paragraphs_asked(question)
+        spans = self._whole[2] if self._whole is not None else []
+        chosen = sorted({spans[i] for i in asked if -len(spans) <= i < len(spans)})
+        return (in_spans(whole, chosen, self.checker.quotes) or None) if chosen else None
 
     # -- helpers ---------------------------------------------------------------------------
     def _search(self, question: str, timings: dict[str, float]) -> list[Passage]:
@@ -578,7 +622,7 @@ class Assistant:
                 topic = topic_of(question)  # the question itself when it has no framing words
                 tvec = qvec if topic == question else self.embeddings.encode_query(topic)
                 added += topical(tvec, checked, added, context, self.checker.quotes,
-                                 s.summary_sentences)
+                                 s.summary_sentences, s.summary_diversity)
         else:
             vectors = [self.embeddings.encode_query(p) for p in parts]
             added = missing(parts, vectors, checked, context, self.checker.quotes,
@@ -639,7 +683,7 @@ class Assistant:
         lead = "Not according to the documents"
         if unknown:
             lead += f", which don't mention {', '.join(unknown)}"
-        elif verdict.why:  # "they attribute this to Harding", "they say “cannot fundamentally”"
+        if verdict.why:  # "they attribute this to Harding", "they say “cannot fundamentally”"
             lead += f": {verdict.why}"
         return Answer(f"{lead}. What they say: {text}", False, citations,
                       _shown(retrieved, context, citations),
@@ -713,6 +757,49 @@ def without_overlap(chunks: list[Chunk]) -> list[Passage]:
             out.append(Passage(c.id, c.source, start, c.end, kept, rank=len(out) + 1))
         end = max(c.end, end) if c.source == source else c.end
         source = c.source
+    return out
+
+
+def paragraph_spans(chunks: list[Chunk], text: str | None = None) -> list[tuple[int, int]]:
+    """The (start, end) of each paragraph of one document: blocks between blank lines, or
+    between line breaks when the text has no blank line; a heading ("# …") or a line of fewer
+    than ``MIN_PARAGRAPH_WORDS`` words is no paragraph. Without the document's ``text``, read
+    from its chunks, taking what lies between two chunks for a line break (the chunker repeats
+    sentences from one chunk to the next, except across a line break)."""
+    if text is None:
+        chars = ["\n"] * max((c.end for c in chunks), default=0)
+        for c in chunks:
+            chars[c.start:c.end] = c.text
+        text = "".join(chars)
+    joined = text
+    breaks = r"\n\s*\n" if re.search(r"\n\s*\n", joined) else r"\n"
+    out, start = [], 0
+    for m in [*re.finditer(breaks, joined), None]:
+        end = m.start() if m else len(joined)
+        block = joined[start:end]
+        body = block.strip()
+        if body and not body.startswith("#") and len(body.split()) >= MIN_PARAGRAPH_WORDS:
+            lead = len(block) - len(block.lstrip())
+            out.append((start + lead, start + lead + len(body)))
+        start = m.end() if m else end
+    return out
+
+
+def in_spans(passages: list[Passage], spans: list[tuple[int, int]],
+             quotes: QuoteIndexer) -> list[Passage]:
+    """The whole sentences of ``passages`` that lie inside ``spans`` (source offsets), as
+    passages of their own cut like ``focus`` (same chunk ids, offsets into the same source)."""
+    out = []
+    for p in passages:
+        index = quotes(p)
+        for a, b in spans:
+            rows = [r for r in index.sentences()
+                    if a <= p.start + index.spans[r].sentence_start
+                    and p.start + index.spans[r].sentence_end <= b]
+            if rows:
+                window = index.window(index.spans[rows[0]].sentence_start,
+                                      index.spans[rows[-1]].sentence_end)
+                out.append(quotes.remember(window).passage)
     return out
 
 

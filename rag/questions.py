@@ -7,7 +7,7 @@ import re
 import unicodedata
 from typing import Protocol
 
-from .text import STOPWORDS, content_words, count_tokens, instruction, normalize, words
+from .text import STOPWORDS, content_words, count_tokens, instruction, known_word, normalize, words
 
 _NAME_OR_FIGURE = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9](?:\s+[A-Z][\w-]*[A-Za-z0-9])*|"
                              r"\$?\d{3,}(?:\.\d+)?|\$?\d+\.\d+")
@@ -155,6 +155,60 @@ def topic_of(question: str) -> str:
 def wants_short(question: str) -> bool:
     """The question asks for a short answer ("in two sentences", "briefly")."""
     return bool(_SHORT.search(question))
+
+
+_CHOICE = re.compile(r"\bor\b", re.I)
+_MARKER = re.compile(r"\[\d+\]")
+
+
+def restates(question: str, text: str) -> bool:
+    """Whether ``text`` only says again what ``question`` says: each of its content words
+    stands in the question ("The 1 GW of hydropower will be built in Tajikistan [1]." for
+    "Where in Tajikistan will the 1 GW of hydropower be built?"). Never for a yes/no or an
+    either/or question, whose answer takes its words from the question."""
+    if is_yes_no(question) or _CHOICE.search(question):
+        return False
+    said = content_words(_MARKER.sub(" ", text))
+    asked = set(words(question))
+    return bool(said) and all(known_word(w, asked) for w in said)
+
+
+_ORDINAL = {"first": 1, "opening": 1, "introductory": 1, "second": 2, "third": 3, "fourth": 4,
+            "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10,
+            "last": -1, "final": -1, "closing": -1, "concluding": -1, "penultimate": -2,
+            "second-to-last": -2, "next-to-last": -2, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
+_HOW_MANY = {"two": 2, "three": 3, "four": 4, "2": 2, "3": 3, "4": 4}
+_ORD = "|".join(sorted(map(re.escape, _ORDINAL), key=len, reverse=True))
+_PARAGRAPHS = re.compile(rf"\b(?P<which>(?:(?:{_ORD})(?:\s*,\s*|\s+and\s+|\s*&\s*|\s+))+)"
+                         rf"(?:(?P<n>{'|'.join(_HOW_MANY)})\s+)?paragraphs?\b", re.I)
+
+
+_NUMBERED = re.compile(r"\bparagraphs?\s+(?P<a>[1-9]\d?)(?:(?P<sep>\s*(?:-|–|to|and|,)\s*)"
+                       r"(?P<b>[1-9]\d?))?\b", re.I)
+
+
+def paragraphs_asked(question: str) -> list[int]:
+    """The paragraphs a question names, as indices (0 the first, -1 the last): "the opening
+    paragraph" -> [0], "the first two paragraphs" -> [0, 1], "the second and third
+    paragraphs" -> [1, 2], "the final paragraph" -> [-1], "the last two paragraphs" -> [-2,
+    -1]; [] when it names none."""
+    out: list[int] = []
+    for m in _PARAGRAPHS.finditer(question):
+        named = [_ORDINAL[w.lower()] for w in re.findall(_ORD, m["which"], re.I)]
+        count = _HOW_MANY[m["n"].lower()] if m["n"] else 1
+        for n in named:
+            if count > 1 and n in (1, -1):  # "the first two", "the last three"
+                out += list(range(count)) if n == 1 else list(range(-count, 0))
+            else:
+                out.append(n - 1 if n > 0 else n)
+    for m in _NUMBERED.finditer(question):  # "paragraph 3", "paragraphs 2 and 3", "2-4"
+        first = int(m["a"])
+        last = int(m["b"]) if m["b"] else first
+        if m["b"] and m["sep"].strip() in {"and", ","}:
+            out += [first - 1, last - 1]
+        else:
+            out += list(range(first - 1, last))
+    return [n for n in dict.fromkeys(out) if n >= -10]
 
 
 # What a question asks for, when its form says so: a time ("When…?", "In what year…?"), a count

@@ -111,6 +111,9 @@ class Settings:
     complete: bool = True
     summary_passages: int = 3
     summary_sentences: int = 6  # 4 -> 6: +2 of 28 dev summaries, none lost (stop 21)
+    # how much a summary's added sentence is kept from repeating one already there (maximal
+    # marginal relevance; 0: the sentences closest to the topic)
+    summary_diversity: float = 0.0
 
     # generation
     backend: str = "llama"  # "llama" (embedded GGUF) or "openai" (any OpenAI-compatible server)

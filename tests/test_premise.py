@@ -5,6 +5,8 @@ the answer's shape are real."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rag import Assistant
@@ -12,7 +14,7 @@ from rag.generation import BackendError
 from rag.grounding.premise import PremiseCheck, presuppositions
 from rag.questions import question_parts
 
-from .conftest import FakeLLM
+from .conftest import PROJECT, FakeLLM
 
 
 @pytest.mark.parametrize(("question", "assumed"), [
@@ -229,6 +231,50 @@ def test_overview_questions(question, overview):
     assert is_overview(question) is overview
 
 
+@pytest.mark.parametrize(("question", "asked"), [
+    ("What does the opening paragraph set up, and how does the closing paragraph end?", [0, -1]),
+    ("Can you boil down the first two paragraphs for me?", [0, 1]),
+    ("Summarize the second and third paragraphs.", [1, 2]),
+    ("What do the last two paragraphs say?", [-2, -1]),
+    ("What's the bottom line of the final paragraph?", [-1]),
+    ("What is in paragraph 3?", [2]),
+    ("Summarize paragraphs 2-4.", [1, 2, 3]),
+    ("What does the article say about the first bridge?", []),
+])
+def test_the_paragraphs_a_question_names(question, asked):
+    from rag.questions import paragraphs_asked
+
+    assert paragraphs_asked(question) == asked
+
+
+def test_a_question_about_one_paragraph_is_answered_from_that_paragraph(tmp_path, embeddings):
+    from rag import Settings
+    from rag.assistant import paragraph_spans
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    source = Path(__file__).parent / "fixtures" / "corpus" / "harbor-bridge.md"
+    (corpus / "bridge.md").write_text(source.read_text())
+    settings = Settings.load(corpus_dir=corpus, store_dir=tmp_path / "store",
+                             model_dir=PROJECT / ".rag" / "models")
+    llm = Recording("It carries eight lanes of road traffic [1].", "A repaint takes ten years [1].")
+    assistant = Assistant(settings, llm=llm, embeddings=embeddings)
+    assistant.ingest(progress=False)
+    answer = assistant.ask("What does the second paragraph say?")
+    prompt = llm.calls[0][-1]["content"]
+    assert "eight lanes" in prompt and "1932" not in prompt and "painters" not in prompt
+    assert "eight lanes" in answer.text and answer.citations
+    assistant.ask("And what is in the final paragraph?")
+    prompt = llm.calls[1][-1]["content"]
+    assert "painters" in prompt and "eight lanes" not in prompt
+    # read from the chunks alone (the file gone), the paragraphs are the same
+    chunks = sorted(assistant.searcher.lexical().chunks(), key=lambda c: c.start)
+    text = (corpus / "bridge.md").read_text()
+    assert paragraph_spans(chunks) == paragraph_spans(chunks, text)
+    assert [text[a:b][:14] for a, b in paragraph_spans(chunks, text)] == [
+        "The Kestrel Ha", "The bridge car", "Maintenance is"]
+
+
 @pytest.mark.parametrize(("question", "answer", "kind", "gives_it"), [
     ("When did the president come to power?", "Emomali Rahmon.", "time", False),
     ("When did the president come to power?", "He has held power since 1992.", "time", True),
@@ -279,6 +325,59 @@ def test_what_a_question_asks_for_and_whether_an_answer_gives_it(question, answe
 
     assert asks_for(question) == kind
     assert gives(kind, answer, question) is gives_it
+
+
+BAKERY = ("The Orwell Bakery opened a $2 million oven hall in 2019. Its flour comes from the "
+          "Skye mill, which grinds 40 kg an hour.")
+
+
+@pytest.mark.parametrize(("question", "unknown", "said"), [
+    ("Who built the $5 million oven hall at the Orwell Bakery?", ["$5"], "they say “$2 million”"),
+    ("How old is the mill that grinds 60 kg for the Orwell Bakery?", ["60"], None),  # no Skye
+    ("How old is the Skye mill that grinds 60 kg an hour?", ["60"], "they say “40 kg”"),
+    ("What did the Orwell Bakery open in 2015?", ["2015"], None),  # a year dates the question
+    ("Who built the $5 million oven hall at the Calder Bakery?", ["$5", "Calder"], None),
+])
+def test_a_figure_the_question_has_wrong(embeddings, question, unknown, said):
+    from rag.grounding.quotes import QuoteIndexer
+    from rag.types import Passage
+
+    check = PremiseCheck(Verifier("Yes"), embeddings, QuoteIndexer(embeddings))
+    verdict = check.other_figure(question, [Passage("b1", "bakery.txt", 0, len(BAKERY), BAKERY)],
+                                 unknown)
+    assert (verdict.why if verdict else None) == said
+    if verdict:
+        assert not verdict.holds
+        passage, span = verdict.evidence[0]
+        assert said[-3:-1] in passage.text[span.start:span.end]
+
+
+@pytest.mark.parametrize(("question", "answer", "echo"), [
+    ("Where in the harbor will the new tunnel be built?",
+     "The new tunnel will be built in the harbor [1].", True),
+    ("Why did the bridge cost twice the estimate?", "The bridge cost twice the estimate [1].",
+     True),
+    ("How many lanes does the bridge carry?", "The bridge carries lanes [2].", True),  # not "2"
+    ("Why did the bridge cost twice the estimate?",
+     "The bridge cost twice the original estimate because of the overrun [1].", False),
+    ("Who designed the bridge?", "Margit Oduya designed the bridge [1].", False),
+    ("When did the bridge open?", "The bridge opened in 1932 [1].", False),
+    ("Did the bridge open in 1932?", "The bridge opened in 1932 [1].", False),  # yes/no
+    ("Which opened first, the bridge or the tunnel?", "The bridge opened first [1].", False),
+])
+def test_an_answer_that_only_restates_the_question(question, answer, echo):
+    from rag.questions import restates
+
+    assert restates(question, answer) is echo
+
+
+def test_a_cited_sentence_that_only_restates_the_question_is_no_answer(settings, embeddings):
+    assistant = Assistant(settings, llm=Recording("The bridge stands in the harbor [1]."),
+                          embeddings=embeddings)
+    assistant.ingest(progress=False)
+    answer = assistant.ask("Where in the harbor does the bridge stand?")
+    assert "The bridge stands in the harbor" not in answer.text
+    assert any("only restates the question" in d for d in answer.dropped)
 
 
 TUNNEL = ("The council approved the tunnel in 2019. “The tunnel will halve commuting times,” "

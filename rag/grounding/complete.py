@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..text import content_words, known_word
+from ..text import content_words, is_instruction, known_word
 from ..types import Passage
 from .checker import Checked, Support
 from .claims import facts, terms
@@ -109,17 +109,36 @@ def spread(question_vector: np.ndarray, question: str, checked: Checked,
 
 
 def topical(topic_vector: np.ndarray, checked: Checked, added: list[Support],
-            passages: list[Passage], quotes: QuoteIndexer, n: int) -> list[Support]:
-    """The ``n`` sentences closest to a summary's topic (cosine) that neither the answer nor
-    ``added`` cites: a summary's points lie in sentences of their own, all over the corpus."""
+            passages: list[Passage], quotes: QuoteIndexer, n: int,
+            diversity: float = 0.0) -> list[Support]:
+    """``n`` sentences on a summary's topic that neither the answer nor ``added`` cites, by
+    maximal marginal relevance: cosine to the topic, less ``diversity`` times the cosine to the
+    closest sentence already in the answer or chosen (0: the closest to the topic). A summary's
+    points lie in sentences of their own, all over the corpus; the closest to the topic alone
+    are much alike ("The recent surge in U.S. activity in Tajikistan …", "Ultimately, the U.S.
+    engagement in Tajikistan …")."""
     taken = [s for _, supports in checked.sentences for s in supports] + added
+    free: list[tuple[Support, np.ndarray]] = []
+    chosen: list[np.ndarray] = []
+    for passage in passages:
+        index = quotes(passage)
+        for row in index.sentences():
+            span = index.spans[row]
+            if is_instruction(index.sentence_of(span)):
+                continue
+            support = Support(passage, span, float(index.vectors[row] @ topic_vector))
+            if overlaps(taken, support):
+                chosen.append(index.vectors[row])
+            else:
+                free.append((support, index.vectors[row]))
     out: list[Support] = []
-    for support in ranked(topic_vector, passages, quotes):
-        if len(out) >= n:
-            break
-        if not overlaps(taken, support):
-            out.append(support.whole_sentence())
-            taken.append(support)
+    while free and len(out) < n:
+        def gain(i: int) -> float:
+            near = max((float(free[i][1] @ c) for c in chosen), default=0.0)
+            return free[i][0].score - diversity * near
+        support, vector = free.pop(max(range(len(free)), key=gain))
+        out.append(support.whole_sentence())
+        chosen.append(vector)
     return out
 
 

@@ -445,6 +445,40 @@ class PremiseCheck:
                  or 0 <= at(row + 1)[1] - end <= SENTENCE_GAP)
         return before and after
 
+    def other_figure(self, question: str, passages: list[Passage], unknown: Collection[str]
+                     ) -> Verdict | None:
+        """A figure the question gives that the documents never do, where a sentence closest to
+        the question holds every name of it and another figure of the same kind ("What does the
+        $2.3 billion Boeing deal cover?" where the documents say "The $3.2 billion deal with
+        Boeing …"): the question has the figure wrong, and that sentence says what is right.
+        Only figures with a unit or a currency: a year in a question ("What did Rahmon do in
+        2010?") dates what is asked more often than it asserts a fact. None when the question
+        names no such figure, or no sentence bears on it: the usual answer follows ("they don't
+        mention $5")."""
+        wrong = [m for m in _FIGURE.finditer(question)
+                 if any(_kind(m[0])) and any(normalize(t) in normalize(m[0]) for t in unknown
+                                             if any(ch.isdigit() for ch in t))]
+        if not wrong:
+            return None
+        rest = question
+        for m in reversed(wrong):
+            rest = rest[:m.start()] + rest[m.end():]
+        names = {f for f in facts(rest) if not any(ch.isdigit() for ch in f)}
+        if not names:
+            return None
+        kinds = {_kind(m[0]) for m in wrong}
+        evidence = self.evidence(question, passages)
+        for i, (p, span) in enumerate(evidence):
+            text = p.text[span.start:span.end]
+            if missing_facts(rest, text):
+                continue
+            same = [m[0] for m in _FIGURE.finditer(text) if _kind(m[0]) in kinds]
+            if same:
+                return Verdict(Premise(question, ask_model=False, lexical=True),
+                               [evidence[i]] + evidence[:i] + evidence[i + 1:], False,
+                               "they say " + ", ".join(f"“{f}”" for f in same))
+        return None
+
     @staticmethod
     def _other_figures(premise: Premise, evidence: list[tuple[Passage, QuoteSpan]]) -> str:
         """"10 GW" assumed where the closest sentences say "1 GW": the closest sentence's own
@@ -487,6 +521,13 @@ class PremiseCheck:
         holds = any(all(known_word(w, terms(p.text[s.start:s.end])) for w in org)
                     for p, s in naming)
         return Verdict(premise, naming[:self.sentences], holds)
+
+
+def _kind(figure: str) -> tuple[bool, str]:
+    """What a figure counts: money or not, and its unit ("$3.2 billion" -> (True, "billion"),
+    "1 GW" -> (False, "gw"), "1992" -> (False, ""))."""
+    unit = re.sub(r"^\$?[\d,.]+\s*", "", figure).lower()
+    return figure.startswith("$"), unit
 
 
 def echoed(premises: list[Premise], contradicted: list[tuple[str, list[Support]]],
