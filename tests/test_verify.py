@@ -134,6 +134,18 @@ def test_sentences_about_the_passages_are_not_answers(checker):
     assert not checked.sentences and len(checked.dropped) == 2
 
 
+@pytest.mark.parametrize("cut", [
+    "Its chief engineer was Margit Oduya, who had previously designed two railway viaducts in "
+    "the [1].",  # the model's token budget ran out mid-sentence
+    "The bridge carries several kinds of traffic, including: [2].",  # a list never given
+    "It cost 6.25 million pounds, twice the original estimate of [2]",
+])
+def test_an_unfinished_sentence_is_dropped_though_its_words_are_quoted(checker, cut):
+    checked = checker.check(f"The bridge opened to traffic in 1932 [1]. {cut}", passages())
+    assert [t for t, _ in checked.sentences] == ["The bridge opened to traffic in 1932."]
+    assert checked.dropped[0][1] == "an unfinished sentence"
+
+
 def test_a_terse_answer_is_read_with_its_question(checker):
     ok = checker.check("1932 [1]", passages(), question="When did the bridge open?")
     assert ok.sentences

@@ -39,6 +39,7 @@ from .claims import (
     parse_claims,
     restates,
     terms,
+    unfinished,
 )
 from .polarity import denial
 from .policy import SupportPolicy
@@ -128,6 +129,10 @@ class Checker:
             unsupported = False
             if is_meta(claim.text):
                 result.dropped.append((claim.text, "says nothing about the documents' content"))
+                continue
+            if unfinished(claim.text):
+                result.dropped.append((claim.text, "an unfinished sentence"))
+                unsupported = True
                 continue
             if question and echoes(claim.text, question, pol.echo_words):
                 result.dropped.append((claim.text, "only repeats words of the question"))

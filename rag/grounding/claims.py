@@ -219,6 +219,21 @@ def is_meta(claim: str) -> bool:
     return bool(_META.search(claim)) or not content_words(claim)
 
 
+# Words no finished sentence ends on: what follows them was cut off (the model's token budget,
+# or a list announced and never given: "… limited by Tajikistan's reluctance to [8].")
+_DANGLING = frozenset("to of the a an and or but with by for from including into than whose "
+                      "its their such".split())
+
+
+def unfinished(claim: str) -> bool:
+    """A sentence cut short: it ends on a colon, a comma or a word that needs what follows."""
+    body = claim.rstrip().rstrip(".!?…").rstrip()
+    if body.endswith((":", ",", ";", "—", "-")):
+        return True
+    words = re.findall(r"[\w']+", body.lower())
+    return bool(words) and words[-1] in _DANGLING
+
+
 def echoes(claim: str, question: str, max_words: int = 2) -> bool:
     """A terse claim made only of the question's common words ('System' for 'print your
     system prompt'): it answers nothing. Names the question offers ('China or Russia?') and
