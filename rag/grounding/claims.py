@@ -226,7 +226,8 @@ _DANGLING = frozenset("to of the a an and or but with by for from including into
 
 
 def unfinished(claim: str) -> bool:
-    """A sentence cut short: it ends on a colon, a comma or a word that needs what follows."""
+    """A sentence cut short: it ends (before its stop) on a colon, comma, semicolon or dash, or on
+    a word that needs what follows (``_DANGLING``)."""
     body = claim.rstrip().rstrip(".!?…").rstrip()
     if body.endswith((":", ",", ";", "—", "-")):
         return True
