@@ -62,6 +62,7 @@ from .grounding.extractive import AnswersQuestion, extract, extract_each
 from .grounding.premise import (
     PremiseCheck,
     Verdict,
+    asked_speaker,
     echoed,
     mentions,
     presuppositions,
@@ -76,13 +77,16 @@ from .questions import (
     asked,
     asks_for,
     asks_who_said,
+    bears,
     clean_question,
     gives,
     is_overview,
+    is_thematic,
     is_yes_no,
     paragraphs_asked,
     premise_note,
     probes_consistency,
+    qualifiers,
     question_parts,
     quoted_phrases,
     read_follow_up,
@@ -318,7 +322,8 @@ class Assistant:
                         return self._correct(verdict, retrieved, context, unknown, clock)
         with clock.stage("prompt"):
             parts = question_parts(q)
-            hint = OVERVIEW_HINT if overview else parts_hint(parts) if len(parts) > 1 else ""
+            broad = overview or is_thematic(q)  # answered with every point it finds
+            hint = OVERVIEW_HINT if broad else parts_hint(parts) if len(parts) > 1 else ""
             messages = build_messages(q, context, hint)
         checkpoint()
         t_gen = time.perf_counter()
@@ -346,15 +351,20 @@ class Assistant:
                 checked, reason = self.checker.check(output, context, question=q,
                                                      topic=topic), ""
         kind = asks_for(q) if len(parts) == 1 else ""
-        if kind and checked.sentences and not gives(kind, " ".join(t for t, _ in
-                                                                  checked.sentences), q):
+        # a rate or a ranking must stand in the quotes: the model copies the question's words
+        wanted = [w for w in qualifiers(q) if len(parts) == 1 and checked.sentences and
+                  not bears(w, " ".join(x.sentence for _, xs in checked.sentences for x in xs))]
+        if wanted or kind and checked.sentences and not gives(kind, " ".join(
+                t for t, _ in checked.sentences), q):
             # "Emomali Rahmon [1]." for "When did the president come to power?": supported,
             # and no answer to what was asked
-            why = f"gives no {'sum of money' if kind == 'money' else kind}, which the question " \
+            what = {"money": "sum of money", "rate": "rate per period",
+                    "rank": "ranking or comparison"}
+            why = f"gives no {what.get(w := (wanted or [kind])[0], w)}, which the question " \
                   "asks for"
             checked = Checked(dropped=checked.dropped + [(t, why) for t, _ in checked.sentences])
             reason = f"checker: the answer {why}"
-        if not overview and (echo := [(t, x) for t, x in checked.sentences if restates(q, t)]):
+        if not broad and (echo := [(t, x) for t, x in checked.sentences if restates(q, t)]):
             # "The 1 GW of hydropower will be built in Tajikistan [1]." for "Where in Tajikistan
             # will the 1 GW of hydropower be built?": cited, and no answer
             why = "only restates the question"
@@ -364,6 +374,10 @@ class Assistant:
             if not checked.sentences:
                 reason = reason or f"checker: the answer {why}"
         checked, speaker = self._who_said(q, checked, context)
+        credited = self._miscredited(checked, context)
+        if checked.sentences and not credited.sentences and not reason:
+            reason = f"checker: the answer {credited.dropped[-1][1]}"
+        checked = credited
         dropped = [f"{text} ({why})" for text, why in checked.dropped]
         extractive = labelled = False
         if speaker and not any(mentions(speaker[0], t) for t, _ in checked.sentences):
@@ -389,7 +403,8 @@ class Assistant:
             reason = reason or "checker: no sentence was supported"
             with clock.stage("extract"):
                 checkpoint()
-                speaker = next((a.speaker for a in stated if a.speaker), "")
+                speaker = next((a.speaker for a in stated if a.speaker), "") or \
+                    asked_speaker(q)
                 found = self._extract(q, context, unknown, kind, parts, speaker)
             if not found and not unknown and (is_yes_no(q) or probes_consistency(q)):
                 # "Does Tajikistan have a coastline?" where the documents say both
@@ -408,7 +423,7 @@ class Assistant:
                                          for x in self._shown_with_previous(s, context, found)])
             extractive = True
         with clock.stage("complete"):
-            checked = self._complete(q, parts, overview, checked, context,
+            checked = self._complete(q, parts, broad, checked, context,
                                      label=not (extractive or labelled))
         with clock.stage("conflicts"):
             searched = context + [p for p in retrieved
@@ -577,9 +592,11 @@ class Assistant:
                                  context, self.checker.quotes, self.answers,
                                  fits=lambda part, s: gives(asks_for(part), s, part),
                                  shown=shown, strict=strict, floor=floor)
-        if speaker:
-            surname = surname_of(speaker)
-            found = [s for s in found if mentions(surname, shown(s))]
+        if speaker and self.premise_check is not None:  # their words, not a mention of them
+            speaking = self.premise_check.speakers(context)
+            found = [s for s in found if self.premise_check.says(speaker, s, speaking)]
+        elif speaker:
+            found = [s for s in found if mentions(surname_of(speaker), shown(s))]
         return found
 
     def _who_said(self, question: str, checked: Checked, context: list[Passage]
@@ -602,6 +619,22 @@ class Assistant:
         why = f"names another speaker than the one the documents give the quoted words ({who})"
         return (Checked(keep, checked.dropped + [(t, why) for t, _ in gone], checked.contradicted),
                 found)
+
+    def _miscredited(self, checked: Checked, context: list[Passage]) -> Checked:
+        """The answer without its sentences that give their words to someone the quote does
+        not quote ("Boeing described the deal as a strategic move [1]" on the author's own
+        sentence)."""
+        if self.premise_check is None:
+            return checked
+        keep, gone = [], []
+        for text, supports in checked.sentences:
+            if name := self.premise_check.miscredited(text, supports, context):
+                gone.append((text, f"gives its words to {name}, whom the quote does not quote"))
+            else:
+                keep.append((text, supports))
+        if not gone:
+            return checked
+        return Checked(keep, checked.dropped + gone, checked.contradicted)
 
     def _complete(self, question: str, parts: list[str], overview: bool, checked: Checked,
                   context: list[Passage], label: bool = True) -> Checked:

@@ -135,6 +135,27 @@ def is_overview(question: str) -> bool:
     return bool(_OVERVIEW.search(question))
 
 
+# A question that asks for several points of the documents on one theme, not for the whole:
+# "What are the main dangers …?", "What gains does the article point to …?", "the author's
+# forecast". Answered like an overview (every point, from several passages), and still gated
+# on relevance like any question.
+_THEMATIC = re.compile(
+    r"\bwhat (?:are|were) the (?:main|key|major|chief|principal|biggest|central) \w+s\b|"
+    r"\bwhat (?:\w+ ){0,5}?\w+s (?:(?:and|or) \w+ ){0,3}?(?:for \w+ (?:\w+ )?)?(?:does|do|did) "
+    r"the (?:article|piece|author|text|report|writer) (?:point to|mention|list|see|identify|"
+    r"raise|cite|describe|highlight|name|flag|expect|foresee|predict)\b|"
+    r"\bwhat (?:does|do|did) the (?:article|piece|author|text|report|writer) (?:argue|expect|"
+    r"predict|foresee|conclude)\b|"
+    r"\b(?:author|article|piece|writer)['’]s (?:forecast|attitude|outlook|assessment|verdict|"
+    r"stance|position)\b", re.I)
+
+
+def is_thematic(question: str) -> bool:
+    """'What are the main dangers …?', 'What deals does the article mention …?': several points
+    on one theme."""
+    return bool(_THEMATIC.search(question))
+
+
 _FRAME = re.compile(r"\b(summar\w*|(give|provide)( me)? an overview of|overview|gist|briefly|"
                     r"trace|throughout|from (its|the) (opening|beginning|start) to (its|the) "
                     r"(conclusion|end)|(frame|treat|portray|depict|characteri[sz]e|present)s?|"
@@ -290,7 +311,10 @@ def gives(kind: str, text: str, question: str = "") -> bool:
     """Whether ``text`` holds what a question asking for ``kind`` wants: a date or a span of
     time; a count (a money amount or a percentage is no count); a money amount; any figure; a
     name that ``question`` does not already hold ('Which U.S. agency runs the program in
-    Tajikistan?' is not answered by a sentence naming only the U.S. and Tajikistan)."""
+    Tajikistan?' is not answered by a sentence naming only the U.S. and Tajikistan). And, for
+    any kind, the rate or ranking the question asks (``qualifiers``), if any."""
+    if not all(bears(w, text) for w in qualifiers(question)):
+        return False
     if kind == "name":
         asked = {w.replace(".", "") for w in words(question)}  # "U.S." is "U.S"
         return any(w not in STOPWORDS and w.replace(".", "") not in asked
@@ -303,6 +327,44 @@ def gives(kind: str, text: str, question: str = "") -> bool:
         return bool(_CURRENCY.search(text))
     if kind == "amount":
         return bool(re.search(r"\d", text) or _COUNT.search(text))
+    return True
+
+
+# What a question asks beyond its kind, which only the source sentence can give (the model
+# writes the question's words into its answer: "The Boeing deal worth per year is $3.2 billion"):
+# a rate ("… worth per year?") and a ranking ("Which … does it hold the largest reserves of?")
+_RATE = re.compile(r"\b(?:per|a|an|each|every)\s+(?:year|month|week|day|annum|capita|person|"
+                   r"head|hour)\b|\b(?:annual(?:ly)?|yearly|monthly|weekly|daily)\b", re.I)
+_RANKING = re.compile(r"\b(?:\w{2,}est|(?:most|least)\s+\w+|best|worst|"
+                      r"(?:(?!rather\b|other\b)\w+er|more|less|fewer)\s+than|"
+                      r"rank(?:s|ed|ing)?)\b", re.I)
+# what answers one: a comparative or superlative of the source's own ("the primary concern")
+_RANKS = re.compile(r"\b(?:\w+est|most|least|more|less|fewer|than|primary|main|chief|leading|"
+                    r"top|foremost|principal|first|second|third|rank(?:s|ed|ing)?|"
+                    r"(?:larg|bigg|great|high|low|small)er)\b", re.I)
+_NOT_SUPERLATIVE = frozenset({"interest", "west", "rest", "test", "suggest", "request", "forest",
+                              "invest", "honest", "modest", "contest", "digest", "protest",
+                              "manifest", "harvest", "arrest", "quest", "nest", "chest", "pest",
+                              "guest", "unrest", "conquest", "earnest", "priest", "lest", "behest",
+                              "crest", "zest", "vest", "jest", "infest", "attest", "divest"})
+
+
+def qualifiers(question: str) -> list[str]:
+    """'rate' when ``question`` asks for a figure per period ("per year", "annually"), 'rank'
+    when it asks for a ranking or comparison ("the largest", "more than"): what only a source
+    sentence saying so answers."""
+    asked = _asked_part(question)
+    ranks = any(m.group(0).lower() not in _NOT_SUPERLATIVE for m in _RANKING.finditer(asked))
+    return [name for name, found in (("rate", bool(_RATE.search(asked))), ("rank", ranks))
+            if found]
+
+
+def bears(qualifier: str, source: str) -> bool:
+    """Whether the source text ``source`` states what a ``qualifier`` of ``qualifiers`` asks."""
+    if qualifier == "rate":
+        return bool(_RATE.search(source))
+    if qualifier == "rank":
+        return any(m.group(0).lower() not in _NOT_SUPERLATIVE for m in _RANKS.finditer(source))
     return True
 
 

@@ -570,3 +570,32 @@ def test_a_source_sentence_is_shown_in_quotes_without_doubled_marks():
         "“The concern is transit routes,” argues Dr. Almas Miriev")
     # a quotation that runs on into the next sentence: one opening mark, one closing
     assert quoted("“The deal is legal.") == "“The deal is legal”"
+
+
+def test_a_question_for_every_point_on_a_theme_is_answered_from_several_passages(make):
+    from rag.generation import OVERVIEW_HINT
+
+    one = "The bridge cost 6.25 million pounds, twice the original estimate [1]."
+    assistant, llm = make(one, one)
+    themed = assistant.ask("What costs and burdens does the article point to for the bridge?")
+    assert OVERVIEW_HINT in str(llm.calls[0])  # asked for every point
+    assert len({c.chunk_id for c in themed.citations}) >= 2, themed.text  # completed
+    plain = assistant.ask("How much did the bridge cost?")
+    assert OVERVIEW_HINT not in str(llm.calls[1])
+    assert len({c.chunk_id for c in plain.citations}) == 1, plain.text
+
+
+def test_how_someone_described_a_thing_is_answered_only_with_their_own_words(make):
+    from rag.grounding.extractive import AnswersQuestion
+    from rag.grounding.premise import PremiseCheck
+
+    assistant, _ = make(NOT_FOUND, NOT_FOUND)
+    assistant.premise_check = PremiseCheck(Verifier("never"), assistant.embeddings,
+                                           assistant.checker.quotes)
+    # the verifier takes the sentence naming her for her words: it is the author's
+    assistant.answers = AnswersQuestion(Verifier("Oduya"))
+    answer = assistant.ask("How did Margit Oduya describe her earlier railway viaducts?")
+    assert answer.abstained, answer.text
+    assistant.answers = AnswersQuestion(Verifier("Amundsen"))  # his sentence: "… notes that …"
+    answer = assistant.ask("How did Dr. Felix Amundsen describe the overrun?")
+    assert not answer.abstained and "bankrupted" in answer.text, answer.reason

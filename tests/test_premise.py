@@ -645,3 +645,103 @@ def test_words_a_question_quotes(question, phrases, who):
     from rag.questions import asks_who_said, quoted_phrases
 
     assert quoted_phrases(question) == phrases and asks_who_said(question) is who
+
+
+@pytest.mark.parametrize(("question", "asked"), [
+    ("What's the bridge worth per year?", ["rate"]),
+    ("How many passengers did the ferry carry annually?", ["rate"]),
+    ("Which railway viaduct is the largest?", ["rank"]),
+    ("Did the bridge cost more than the ferry?", ["rank"]),
+    ("Which track is the busiest?", ["rank"]),
+    ("Who works at a university rather than a company?", []),
+    ("How much did the bridge cost?", []),
+    ("What is the bridge's primary purpose?", []),  # the documents' word, no ranking asked
+    ("Given its cost per year, why was the bridge built?", []),  # a stated assumption
+])
+def test_the_rate_or_ranking_a_question_asks_for(question, asked):
+    from rag.questions import qualifiers
+
+    assert qualifiers(question) == asked
+
+
+@pytest.mark.parametrize(("qualifier", "source", "bears_it"), [
+    ("rate", "It carried 47,000 passengers a day.", True),
+    ("rate", "It cost 6.25 million pounds, twice the original estimate.", False),
+    ("rank", "It is the longest bridge in the north.", True),
+    ("rank", "It cost more than the ferry.", True),
+    ("rank", "The bridge carries eight lanes of road traffic and two railway tracks.", False),
+    ("rank", "Interest in the harbor grew in the west.", False),  # -est, no superlative
+])
+def test_whether_a_source_sentence_states_the_rate_or_ranking(qualifier, source, bears_it):
+    from rag.questions import bears
+
+    assert bears(qualifier, source) is bears_it
+
+
+def test_a_rate_or_ranking_the_quote_does_not_state_is_no_answer(make):
+    # the model copies the question's "per year" and "busiest" into sentences whose quotes give
+    # a total and a list
+    for question, output, why in [
+        ("What did the bridge cost per year?",
+         "The bridge cost 6.25 million pounds per year [1].", "gives no rate per period"),
+        ("Which of the bridge's railway tracks is the busiest?",
+         "The bridge carries two railway tracks [1].", "gives no ranking or comparison"),
+    ]:
+        assistant, _, _ = with_premise_check(make, "No", output)
+        answer = assistant.ask(question)
+        assert not answer.citations, answer.text
+        assert any(why in d for d in answer.dropped), answer.dropped
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Boeing described the deal as a strategic move [1].", "Boeing"),
+    ("According to Dr. Felix Amundsen, the overrun was ruinous [1].", "Dr. Felix Amundsen"),
+    ("Dr. Felix Amundsen, a historian at Larkspur University, notes that it cost a lot.",
+     "Dr. Felix Amundsen"),
+    ("The article says the bridge opened in 1932 [1].", ""),
+    ("The bridge carries eight lanes [1].", ""),
+])
+def test_the_name_a_claim_gives_its_words_to(text, name):
+    from rag.grounding.premise import credits
+
+    assert credits(text) == name
+
+
+@pytest.mark.parametrize(("question", "name"), [
+    ("How did Margit Oduya describe the bridge?", "Margit Oduya"),
+    ("What does Dr. Felix Amundsen think of the overrun?", "Dr. Felix Amundsen"),
+    ("What does the article say about the overrun?", ""),
+    ("How did the bridge change the harbor?", ""),
+])
+def test_the_party_whose_words_a_question_asks_for(question, name):
+    from rag.grounding.premise import asked_speaker
+
+    assert asked_speaker(question) == name
+
+
+def test_words_given_to_someone_the_quote_does_not_quote_are_dropped(make):
+    assistant, _, _ = with_premise_check(
+        make, "Yes", "Margit Oduya says she had previously designed two railway viaducts in "
+                     "the north [1]. Dr. Felix Amundsen notes that the overrun nearly bankrupted "
+                     "the harbor authority [2].")
+    answer = assistant.ask("How did Margit Oduya and Felix Amundsen describe the bridge?")
+    assert "Margit Oduya says" not in answer.text
+    assert any("gives its words to Margit Oduya" in d for d in answer.dropped), answer.dropped
+    # Amundsen's sentence is his, by the quote's own "notes"
+    assert "nearly bankrupted the harbor authority" in answer.text
+    assert any("nearly bankrupted" in c.quote for c in answer.citations)
+
+
+@pytest.mark.parametrize(("question", "thematic"), [
+    ("What are the main risks the report sees in the bridge?", True),
+    ("What costs and delays does the article point to?", True),
+    ("What does the author expect to happen to the ferry?", True),
+    ("What is the author's verdict on the repaint?", True),
+    ("What did the bridge cost?", False),
+    ("Who designed the bridge, and where does she work?", False),
+    ("What does the article say the bridge cost?", False),
+])
+def test_questions_that_ask_for_every_point_on_a_theme(question, thematic):
+    from rag.questions import is_thematic
+
+    assert is_thematic(question) is thematic

@@ -142,6 +142,37 @@ class Premise:
     topic: str = ""
 
 
+# a claim that gives words to someone: "Boeing described the deal as …", "According to Dr.
+# Harding, …", "Miriev argues that …"
+_CREDITED = re.compile(rf"^\W*(?:(?i:according)\s+to\s+(?P<a>{_ORG})\s*,|"
+                       rf"(?P<b>{_ORG})(?:\s+itself)?"
+                       rf"(?:,[^,“”\"]{{0,120}},)?\s+(?:(?:has|have|had)\s+)?(?:{_SAY}|"
+                       r"describe[sd]?|call(?:s|ed)?|thinks?|thought|believes?|believed|"
+                       r"claims?|claimed|characteri[sz]e[sd]?)\b)")
+
+
+# "How did Boeing itself describe the deal?", "What does Miriev think of …?"
+_ASKED_SPEAKER = re.compile(rf"^\W*(?i:how|what)\s+(?i:did|does|do|has|have)\s+(?P<name>{_ORG})"
+                            r"(?:\s+itself|\s+themselves)?\s+(?i:say|said|describe|call|think|"
+                            r"believe|argue|note|warn|write|characteri[sz]e|view|see|make\s+of)\b")
+
+
+def asked_speaker(question: str) -> str:
+    """The party a question asks the words or views of ("How did Boeing describe …?" ->
+    "Boeing"), or ''."""
+    m = _ASKED_SPEAKER.match(question)
+    return "" if m is None or normalize(m["name"].split()[0]) in STOPWORDS else m["name"]
+
+
+def credits(claim: str) -> str:
+    """The name a claim gives its words to ("Boeing described …" -> "Boeing"), or ''; not the
+    documents themselves ("The article says …")."""
+    if not (m := _CREDITED.match(claim)):
+        return ""
+    name = m["a"] or m["b"]
+    return "" if normalize(_TITLE.sub("", name).split()[0]) in STOPWORDS else name
+
+
 def mentions(surname: str, text: str) -> bool:
     """Whether ``text`` names the person of that surname (a word of its own: "Li" is not in
     "Libya")."""
@@ -252,6 +283,26 @@ class PremiseCheck:
                 continue
             out[(p.source, start)] = last[0]
         return out
+
+    def miscredited(self, claim: str, supports: list[Support], passages: list[Passage]
+                    ) -> str:
+        """The name ``claim`` gives its words to when none of its quotes is theirs ("Boeing
+        described the deal as a strategic move" on the author's own sentence), else ''."""
+        if not (name := credits(claim)):
+            return ""
+        speaking = self.speakers(passages)
+        return "" if any(self.says(name, s, speaking) for s in supports) else name
+
+    @staticmethod
+    def says(name: str, support: Support,
+             speaking: dict[tuple[str, int], tuple[str, tuple[Passage, QuoteSpan]]]) -> bool:
+        """Whether the sentence of ``support`` is the words of ``name`` (``speaking``: the
+        passages' ``speakers``)."""
+        who = surname_of(name)
+        p, span = support.passage, support.span
+        found = speaking.get((p.source, p.start + span.sentence_start))
+        return found is not None and found[0] == who or \
+            bool(_SPEAKER.search(support.sentence)) and mentions(who, support.sentence)
 
     def speaker_of(self, phrases: list[str], passages: list[Passage]
                    ) -> tuple[str, list[tuple[Passage, QuoteSpan]]] | None:
