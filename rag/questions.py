@@ -73,13 +73,17 @@ _DIRECTIVE = re.compile(
     r"^\W*(?-i:[A-Z][A-Z ]{3,}):|"  # a shouted label
     r"\b(notes?|messages?|instructions?|notices?|updates?|orders?) from (the |your )?"
     r"(admin\w*|system|developers?|operators?|owners?|moderators?)\b|"
+    r"\b(admin\w*|system|developer|operator|moderator) (updates?|notes?|notices?|messages?|"
+    r"instructions?|overrides?|commands?)\b|"
+    r"\btreat (this|it|the following) as (authoritative|true|fact|correct|verified)\b|"
+    r"\b(do not|don['’]t|never) cite\b|"
     r"\bdeveloper mode\b|\bno (rules|restrictions|filters)\b|\bjailbr[eo]a?k|"
     r"\b(from|with|use|using|rely on) (your )?(own )?(memory|knowledge|training)\b|"
     r"\b(ignore|disregard|forget|override|bypass)\b.{0,40}\b(article|documents?|passages?|"
     r"sources?|context|citations?|rules?|instructions?|prompt)\b|"
     r"\b(answer|reply|respond) (only )?with (that|this|the following)\b|\bevery answer must\b|"
     r"\bcitations? (are|is) (now )?(off|disabled|not needed)\b", re.I)
-_PIECE_END = re.compile(r"(?<=[.!?:])[\"'”’)]*\s+")
+_PIECE_END = re.compile(r"(?<=[.!?:])[\"'”’)\]]*\s+")
 _ASKING = re.compile(r"\b(who|whom|whose|what|which|when|where|why|how|is|are|was|were|does|do|"
                      r"did|has|have|can|could|will|would)\b", re.I)
 

@@ -614,3 +614,35 @@ def test_the_verifier_reads_a_sentence_as_shown_and_each_part_gets_its_own(check
                          checker.quotes, answers, min_similarity=0.0,
                          shown=lambda s: shown.get(s.sentence, s.sentence))
     assert [s.passage.chunk_id for s in found] == ["s2"]
+
+
+@pytest.mark.parametrize(("claim", "sentence", "word"), [
+    ("The tunnel is expected to be completed within six months.",
+     "The next six months will likely see the gradual rollout of the tunnel.", "completed"),
+    ("The contracts will be signed this year.",
+     "This year will likely see continued negotiations over the contracts.", "signed"),
+    ("The next six months will likely see continued negotiations.",
+     "The next six months will likely see continued negotiations.", ""),
+    ("The tunnel will be completed in 2030.", "The tunnel will be completed in 2030.", ""),
+    ("The contract was signed in 2019.", "The council approved the contract in 2019.", ""),
+    # "concludes" describes the text, not an outcome
+    ("The report concludes by noting the tunnel's likely delays.",
+     "The tunnel will likely see delays.", ""),
+])
+def test_an_outcome_a_forecast_does_not_state(claim, sentence, word):
+    from rag.grounding.polarity import overstated
+
+    assert overstated(claim, sentence) == word
+
+
+def test_a_claim_of_an_outcome_on_a_quote_that_only_forecasts_is_dropped(checker):
+    plan = ("The next six months will likely see the gradual rollout of the harbor's new "
+            "ferry terminal.")
+    ps = [Passage("c3", "plan.md", 0, len(plan), plan)]
+    kept = checker.check("The harbor's new ferry terminal will see a gradual rollout over the "
+                         "next six months [1].", ps)
+    assert kept.sentences, kept.dropped
+    gone = checker.check("The harbor's new ferry terminal will be completed over the next six "
+                         "months [1].", ps)
+    assert not gone.sentences and gone.dropped[0][1].startswith("the quote forecasts")
+

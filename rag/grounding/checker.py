@@ -41,7 +41,7 @@ from .claims import (
     terms,
     unfinished,
 )
-from .polarity import denial
+from .polarity import denial, overstated
 from .policy import SupportPolicy
 from .quotes import QuoteIndexer, QuoteSpan, is_bare_quote, sentence_before
 
@@ -155,6 +155,14 @@ class Checker:
                 # model needed (and the 1.5B, asked, says they agree)
                 result.contradicted.append((claim.text, supports))
                 result.dropped.append((claim.text, f"the quote says the opposite (“{said}”)"))
+                unsupported = True
+                continue
+            if supports and (word := overstated(claim.text, " ".join(s.sentence
+                                                                     for s in supports))):
+                # "expected to be completed" on "will likely see … the gradual rollout"
+                result.contradicted.append((claim.text, supports))
+                result.dropped.append((claim.text, f"the quote forecasts, it does not say "
+                                                   f"“{word}”"))
                 unsupported = True
                 continue
             if supports and self.entails is not None and supports[0].score < pol.verify_below:

@@ -149,3 +149,27 @@ def denial(claim: str, sentence: str) -> str:
         if any(_same_stem(w, n) for n in negated) and not _negated(said, i):
             return w
     return ""
+
+
+# What a forecast of work under way does not say: that it ends in an outcome. "The project is
+# expected to be completed within six months" on "the next 6 months will likely see … the
+# gradual rollout of the project": the 1.5B, asked, says the quote says so.
+# ("concludes" is left out: "The piece concludes by …" describes the article)
+_OUTCOMES = ("complet-", "finish-", "finaliz-", "finalis-", "sign",
+             "signs", "signed", "signing", "ratif-", "achiev-", "accomplish-", "deliver-",
+             "launch-", "doubl-", "tripl-", "approv-")
+_FORECAST = ("likely", "will", "may", "might", "could", "expect-", "anticipat-", "gradual-",
+             "continu-", "ongoing", "negotiat-", "potential-", "plann-", "aim-", "hope-")
+
+
+def overstated(claim: str, sentence: str) -> str:
+    """The outcome word ("completed", "signed") of ``claim`` that a forecast ``sentence``
+    ("will likely see continued negotiations", "the gradual rollout") does not state, or "".
+    A sentence that forecasts nothing is left to the other readings."""
+    said = words(sentence)
+    if not any(_is(w, _FORECAST) for w in said):
+        return ""
+    for w in words(claim):
+        if _is(w, _OUTCOMES) and not any(_same_stem(w, s) for s in said):
+            return w
+    return ""
