@@ -339,12 +339,13 @@ def gives(kind: str, text: str, question: str = "") -> bool:
 # a rate ("… worth per year?") and a ranking ("Which … does it hold the largest reserves of?")
 _RATE = re.compile(r"\b(?:per|a|an|each|every)\s+(?:year|month|week|day|annum|capita|person|"
                    r"head|hour)\b|\b(?:annual(?:ly)?|yearly|monthly|weekly|daily)\b", re.I)
-_RANKING = re.compile(r"\b(?:\w{2,}est|(?:most|least)\s+\w+|best|worst|"
-                      r"(?:(?!rather\b|other\b)\w+er|more|less|fewer)\s+than|"
+_RANKING = re.compile(r"\b(?:\w{2,}est|(?<!at )(?:most|least)\s+(?!of\b|likely\b)\w+|best|worst|"
+                      r"(?:(?!rather\b|other\b)\w+er|more|less|fewer)\s+(?:[\w’'-]+\s+){0,3}?than|"
                       r"rank(?:s|ed|ing)?)\b", re.I)
 # what answers one: a comparative or superlative of the source's own ("the primary concern")
-_RANKS = re.compile(r"\b(?:\w+est|most|least|more|less|fewer|than|primary|main|chief|leading|"
-                    r"top|foremost|principal|first|second|third|rank(?:s|ed|ing)?|"
+_RANKS = re.compile(r"\b(?:\w+est|most|least|more|less|fewer|than|primary|main|leading|"
+                    r"top|foremost|first|second|third|rank(?:s|ed|ing)?|twice|"
+                    r"double[sd]?|triple[sd]?|half|times|"
                     r"(?:larg|bigg|great|high|low|small)er)\b", re.I)
 _NOT_SUPERLATIVE = frozenset({"interest", "west", "rest", "test", "suggest", "request", "forest",
                               "invest", "honest", "modest", "contest", "digest", "protest",
@@ -358,9 +359,13 @@ def qualifiers(question: str) -> list[str]:
     when it asks for a ranking or comparison ("the largest", "more than"): what only a source
     sentence saying so answers."""
     asked = _asked_part(question)
-    ranks = any(m.group(0).lower() not in _NOT_SUPERLATIVE for m in _RANKING.finditer(asked))
-    return [name for name, found in (("rate", bool(_RATE.search(asked))), ("rank", ranks))
-            if found]
+    return [name for name, found in (("rate", bool(_RATE.search(asked))),
+                                     ("rank", compares(asked))) if found]
+
+
+def compares(text: str) -> bool:
+    """Whether ``text`` ranks or compares ("the largest", "larger than", "most important")."""
+    return any(m.group(0).lower() not in _NOT_SUPERLATIVE for m in _RANKING.finditer(text))
 
 
 def bears(qualifier: str, source: str) -> bool:

@@ -646,3 +646,23 @@ def test_a_claim_of_an_outcome_on_a_quote_that_only_forecasts_is_dropped(checker
                          "months [1].", ps)
     assert not gone.sentences and gone.dropped[0][1].startswith("the quote forecasts")
 
+
+
+def test_a_comparison_the_quote_does_not_make_is_dropped(checker):
+    checked = checker.check("The bridge carries more railway tracks than road lanes [1]. It "
+                            "cost more than the original estimate [2].", passages())
+    assert [t for t, _ in checked.sentences] == ["It cost more than the original estimate."]
+    assert checked.dropped[0][1] == "a comparison the quote does not make"
+
+
+def test_the_other_side_of_a_disagreement_is_quoted_once_per_answer(checker):
+    from rag.grounding.conflicts import Conflict, with_disagreements
+
+    checked = checker.check("The bridge opened to traffic in 1932 [1]. Margit Oduya was its "
+                            "chief engineer [1].", passages())
+    (_, [first]), (_, [second]) = checked.sentences
+    other = checker.check("It cost 6.25 million pounds [2].", passages()).sentences[0][1][0]
+    shown = with_disagreements(checked, [Conflict(0, first, other), Conflict(1, second, other)])
+    texts = [t for t, _ in shown.sentences]
+    assert len(texts) == 3 and texts[1].startswith("However,"), texts
+    assert sum(t.startswith("However,") for t in texts) == 1

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..embeddings import Embedder
+from ..questions import bears, compares
 from ..text import content_words, is_instruction, known_word
 from ..types import Citation, Passage
 from .claims import (
@@ -163,6 +164,14 @@ class Checker:
                 result.contradicted.append((claim.text, supports))
                 result.dropped.append((claim.text, f"the quote forecasts, it does not say "
                                                    f"“{word}”"))
+                unsupported = True
+                continue
+            if supports and compares(claim.text) and not bears(
+                    "rank", " ".join(s.sentence for s in supports)):
+                # "The U.S. footprint is significantly larger than China's" on sentences that
+                # compare nothing
+                result.contradicted.append((claim.text, supports))
+                result.dropped.append((claim.text, "a comparison the quote does not make"))
                 unsupported = True
                 continue
             if supports and self.entails is not None and supports[0].score < pol.verify_below:

@@ -139,15 +139,20 @@ def find_conflicts(sentences: list[tuple[str, list[Support]]], passages: list[Pa
 
 def with_disagreements(checked: Checked, conflicts: list[Conflict]) -> Checked:
     """``checked`` with, after each sentence that has a conflict, a sentence quoting the other
-    side: 'However, brief.txt says: “…” [n].'"""
+    side: 'However, brief.txt says: “…” [n].' (once: two sentences against the same one get
+    it after the first)."""
     if not conflicts:
         return checked
     by_claim = {c.claim: c for c in conflicts}
     sentences: list[tuple[str, list[Support]]] = []
+    shown = set()  # the other side is quoted once, after the first sentence it disagrees with
     for i, sentence in enumerate(checked.sentences):
         sentences.append(sentence)
         if (c := by_claim.get(i)) is not None:
             other = c.other.whole_sentence()
+            if (key := (other.passage.source, other.start, other.end)) in shown:
+                continue
+            shown.add(key)
             where = ("elsewhere the same document" if other.passage.source == c.said.passage.source
                      else other.passage.source)
             sentences.append((f"However, {where} says: \u201c{other.quote.strip().rstrip('.')}"
