@@ -666,3 +666,14 @@ def test_the_other_side_of_a_disagreement_is_quoted_once_per_answer(checker):
     texts = [t for t, _ in shown.sentences]
     assert len(texts) == 3 and texts[1].startswith("However,"), texts
     assert sum(t.startswith("However,") for t in texts) == 1
+
+
+def test_the_reason_a_claim_is_unsupported_names_what_is_missing_where(checker):
+    # the figure in one passage, the name in the other: no passage holds both
+    apart = checker.check("The Kestrel Harbor Bridge cost 6.25 million pounds [2].", passages())
+    assert apart.dropped[0][1].startswith("no passage holds all its names and figures"), \
+        apart.dropped
+    # both in one passage, never in one sentence
+    split = checker.check("Margit Oduya opened the bridge in 1932 [1].", passages())
+    assert split.dropped[0][1] == ("its names and figures are never all in one sentence of a "
+                                   "passage"), split.dropped

@@ -247,17 +247,19 @@ class Checker:
         cited = [passages[n - 1] for n in claim.cited if 1 <= n <= len(passages)]
         others = [p for p in passages if p not in cited]
         reason = ""
+        fewest: set[str] | None = None  # the fewest names and figures a passage lacks
         for group in (cited, others):
             candidates = []
             for p in group:
                 miss = missing_facts(asserted, p.text) - excused
                 if miss:
-                    where = "cited" if group is cited else "retrieved"
-                    reason = reason or f"{', '.join(sorted(miss))} not in the {where} passages"
+                    fewest = miss if fewest is None or len(miss) < len(fewest) else fewest
                     continue
                 best = self.best_quote(claim.text, vecs, p, given | excused)
                 if best is not None:
                     candidates.append(best)
+                else:
+                    fewest = set()  # in the passage, never all in one sentence
             if candidates:
                 best = max(candidates, key=lambda s: s.score)
                 if best.score >= pol.min_support:
@@ -275,6 +277,11 @@ class Checker:
                         return quotes, ""
         if joined := self._adjacent(claim.text, asserted, vecs, passages, given | excused):
             return joined, ""
+        if not reason and fewest == set():
+            reason = "its names and figures are never all in one sentence of a passage"
+        elif not reason and fewest:
+            reason = (f"no passage holds all its names and figures (the closest lacks "
+                      f"{', '.join(sorted(fewest))})")
         return [], reason or "not supported by any retrieved passage"
 
     def _adjacent(self, claim: str, asserted: str, vecs: list[np.ndarray],
