@@ -699,6 +699,8 @@ def test_a_rate_or_ranking_the_quote_does_not_state_is_no_answer(make):
     ("Dr. Felix Amundsen, a historian at Larkspur University, notes that it cost a lot.",
      "Dr. Felix Amundsen"),
     ("The article says the bridge opened in 1932 [1].", ""),
+    ("Larkspur University believes the bridge is vital [1].", ""),  # a view, not a quote
+    ("Larkspur University calls for a new bridge [1].", ""),
     ("The bridge carries eight lanes [1].", ""),
 ])
 def test_the_name_a_claim_gives_its_words_to(text, name):
@@ -709,7 +711,9 @@ def test_the_name_a_claim_gives_its_words_to(text, name):
 
 @pytest.mark.parametrize(("question", "name"), [
     ("How did Margit Oduya describe the bridge?", "Margit Oduya"),
-    ("What does Dr. Felix Amundsen think of the overrun?", "Dr. Felix Amundsen"),
+    ("What does Dr. Felix Amundsen say about the overrun?", "Dr. Felix Amundsen"),
+    # a view the author may give a party without quoting it: not asked as their words
+    ("What does Larkspur University see in the bridge?", ""),
     ("What does the article say about the overrun?", ""),
     ("How did the bridge change the harbor?", ""),
 ])
