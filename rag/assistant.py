@@ -364,15 +364,14 @@ class Assistant:
                   "asks for"
             checked = Checked(dropped=checked.dropped + [(t, why) for t, _ in checked.sentences])
             reason = f"checker: the answer {why}"
-        if not broad and (echo := [(t, x) for t, x in checked.sentences if restates(q, t)]):
+        if not broad:
             # "The 1 GW of hydropower will be built in Tajikistan [1]." for "Where in Tajikistan
             # will the 1 GW of hydropower be built?": cited, and no answer
-            why = "only restates the question"
-            checked = Checked([x for x in checked.sentences if x not in echo],
-                              checked.dropped + [(t, why) for t, _ in echo],
-                              checked.contradicted)
-            if not checked.sentences:
-                reason = reason or f"checker: the answer {why}"
+            kept = checked.without(lambda t, _: "only restates the question"
+                                   if restates(q, t) else "")
+            if checked.sentences and not kept.sentences:
+                reason = reason or "checker: the answer only restates the question"
+            checked = kept
         checked, speaker = self._who_said(q, checked, context)
         credited = self._miscredited(checked, context)
         if checked.sentences and not credited.sentences and not reason:
@@ -612,29 +611,25 @@ class Assistant:
             return checked, None
         who = found[0]
         others = {name for name, _ in self.premise_check.speakers(context).values()} - {who}
-        keep, gone = [], []
-        for text, supports in checked.sentences:
-            wrong = not mentions(who, text) and any(mentions(o, text) for o in others)
-            (gone if wrong else keep).append((text, supports))
-        why = f"names another speaker than the one the documents give the quoted words ({who})"
-        return (Checked(keep, checked.dropped + [(t, why) for t, _ in gone], checked.contradicted),
-                found)
+        wrong = f"names another speaker than the one the documents give the quoted words ({who})"
+
+        def why(text: str, _: list[Support]) -> str:
+            named = not mentions(who, text) and any(mentions(o, text) for o in others)
+            return wrong if named else ""
+        return checked.without(why), found
 
     def _miscredited(self, checked: Checked, context: list[Passage]) -> Checked:
         """The answer without its sentences that give their words to someone the quote does
         not quote ("Boeing described the deal as a strategic move [1]" on the author's own
         sentence)."""
-        if self.premise_check is None:
+        check = self.premise_check
+        if check is None:
             return checked
-        keep, gone = [], []
-        for text, supports in checked.sentences:
-            if name := self.premise_check.miscredited(text, supports, context):
-                gone.append((text, f"gives its words to {name}, whom the quote does not quote"))
-            else:
-                keep.append((text, supports))
-        if not gone:
-            return checked
-        return Checked(keep, checked.dropped + gone, checked.contradicted)
+
+        def why(text: str, supports: list[Support]) -> str:
+            name = check.miscredited(text, supports, context)
+            return f"gives its words to {name}, whom the quote does not quote" if name else ""
+        return checked.without(why)
 
     def _complete(self, question: str, parts: list[str], overview: bool, checked: Checked,
                   context: list[Passage], label: bool = True) -> Checked:

@@ -363,9 +363,14 @@ def qualifiers(question: str) -> list[str]:
                                      ("rank", compares(asked))) if found]
 
 
+def _ranking_word(pattern: re.Pattern[str], text: str) -> bool:
+    """Whether ``pattern`` finds in ``text`` a word that is no mere -est word ("interest")."""
+    return any(m.group(0).lower() not in _NOT_SUPERLATIVE for m in pattern.finditer(text))
+
+
 def compares(text: str) -> bool:
     """Whether ``text`` ranks or compares ("the largest", "larger than", "most important")."""
-    return any(m.group(0).lower() not in _NOT_SUPERLATIVE for m in _RANKING.finditer(text))
+    return _ranking_word(_RANKING, text)
 
 
 def bears(qualifier: str, source: str) -> bool:
@@ -373,7 +378,7 @@ def bears(qualifier: str, source: str) -> bool:
     if qualifier == "rate":
         return bool(_RATE.search(source))
     if qualifier == "rank":
-        return any(m.group(0).lower() not in _NOT_SUPERLATIVE for m in _RANKS.finditer(source))
+        return _ranking_word(_RANKS, source)
     return True
 
 

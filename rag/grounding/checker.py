@@ -89,6 +89,18 @@ class Checked:
     # sentences whose quotes were found but do not say what they say (entailment check)
     contradicted: list[tuple[str, list[Support]]] = field(default_factory=list)
 
+    def without(self, why: Callable[[str, list[Support]], str]) -> Checked:
+        """These sentences less those ``why`` gives a reason against (its reason, or '' to keep
+        the sentence), which are dropped with that reason."""
+        keep: list[tuple[str, list[Support]]] = []
+        gone: list[tuple[str, str]] = []
+        for text, supports in self.sentences:
+            if reason := why(text, supports):
+                gone.append((text, reason))
+            else:
+                keep.append((text, supports))
+        return Checked(keep, self.dropped + gone, self.contradicted)
+
 
 class Checker:
     """Decides, sentence by sentence, what of the model's output the passages support."""
@@ -151,27 +163,10 @@ class Checker:
             # question's names and figures need no support in a sentence that denies something
             excused = asked & denied(claim.text) | asked_counts(question)
             supports, reason = self._support(claim, asserted, vecs, passages, given, excused)
-            if supports and (said := denial(claim.text, " ".join(s.sentence for s in supports))):
-                # "The outlook is more certain [1]" on "... considerably more uncertain": no
-                # model needed (and the 1.5B, asked, says they agree)
+            if supports and (why := gainsaid(claim.text, " ".join(s.sentence
+                                                                  for s in supports))):
                 result.contradicted.append((claim.text, supports))
-                result.dropped.append((claim.text, f"the quote says the opposite (“{said}”)"))
-                unsupported = True
-                continue
-            if supports and (word := overstated(claim.text, " ".join(s.sentence
-                                                                     for s in supports))):
-                # "expected to be completed" on "will likely see … the gradual rollout"
-                result.contradicted.append((claim.text, supports))
-                result.dropped.append((claim.text, f"the quote forecasts, it does not say "
-                                                   f"“{word}”"))
-                unsupported = True
-                continue
-            if supports and compares(claim.text) and not bears(
-                    "rank", " ".join(s.sentence for s in supports)):
-                # "The U.S. footprint is significantly larger than China's" on sentences that
-                # compare nothing
-                result.contradicted.append((claim.text, supports))
-                result.dropped.append((claim.text, "a comparison the quote does not make"))
+                result.dropped.append((claim.text, why))
                 unsupported = True
                 continue
             if supports and self.entails is not None and supports[0].score < pol.verify_below:
@@ -322,6 +317,21 @@ class Checker:
                        for q in pair):
                     return [q for q in pair if q is not None]
         return []
+
+
+def gainsaid(claim: str, quoted: str) -> str:
+    """Why the quoted sentences, read without a model, do not say what ``claim`` says, or '':
+    they say the opposite ("The outlook is more certain" on "… considerably more uncertain",
+    which the 1.5B, asked, takes for agreement); they only forecast the outcome it states
+    ("expected to be completed" on "will likely see … the gradual rollout"); or it compares
+    and they do not ("The U.S. footprint is significantly larger than China's")."""
+    if said := denial(claim, quoted):
+        return f"the quote says the opposite (“{said}”)"
+    if word := overstated(claim, quoted):
+        return f"the quote forecasts, it does not say “{word}”"
+    if compares(claim) and not bears("rank", quoted):
+        return "a comparison the quote does not make"
+    return ""
 
 
 def assemble(checked: Checked) -> tuple[str, list[Citation]]:
