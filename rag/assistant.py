@@ -91,6 +91,7 @@ from .questions import (
     quoted_phrases,
     read_follow_up,
     restates,
+    source_gives,
     topic_of,
     unknown_terms,
     wants_short,
@@ -584,12 +585,13 @@ class Assistant:
         floor = self.settings.extract_floor
         strict = self.answers.copies if floor > 0 else None
         found = extract(question, self.embeddings.encode_query(question), context,
-                        self.checker.quotes, self.answers, fits=lambda s: gives(kind, s, question),
+                        self.checker.quotes, self.answers,
+                        fits=lambda s: source_gives(kind, s, question),
                         shown=shown, strict=strict, floor=floor)
         if not found and parts and len(parts) > 1:
             found = extract_each(parts, [self.embeddings.encode_query(p) for p in parts],
                                  context, self.checker.quotes, self.answers,
-                                 fits=lambda part, s: gives(asks_for(part), s, part),
+                                 fits=lambda part, s: source_gives(asks_for(part), s, part),
                                  shown=shown, strict=strict, floor=floor)
         if speaker and self.premise_check is not None:  # their words, not a mention of them
             speaking = self.premise_check.speakers(context)
@@ -654,7 +656,7 @@ class Assistant:
         else:
             vectors = [self.embeddings.encode_query(p) for p in parts]
             added = missing(parts, vectors, checked, context, self.checker.quotes,
-                            fits=lambda part, s: gives(asks_for(part), s, part))
+                            fits=lambda part, s: source_gives(asks_for(part), s, part))
         if not added:
             return checked
         taken = [s for _, supports in checked.sentences for s in supports] + added

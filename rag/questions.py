@@ -315,10 +315,7 @@ def gives(kind: str, text: str, question: str = "") -> bool:
     """Whether ``text`` holds what a question asking for ``kind`` wants: a date or a span of
     time; a count (a money amount or a percentage is no count); a money amount; any figure; a
     name that ``question`` does not already hold ('Which U.S. agency runs the program in
-    Tajikistan?' is not answered by a sentence naming only the U.S. and Tajikistan). And, for
-    any kind, the rate or ranking the question asks (``qualifiers``), if any."""
-    if not all(bears(w, text) for w in qualifiers(question)):
-        return False
+    Tajikistan?' is not answered by a sentence naming only the U.S. and Tajikistan)."""
     if kind == "name":
         asked = {w.replace(".", "") for w in words(question)}  # "U.S." is "U.S"
         return any(w not in STOPWORDS and w.replace(".", "") not in asked
@@ -352,6 +349,13 @@ _NOT_SUPERLATIVE = frozenset({"interest", "west", "rest", "test", "suggest", "re
                               "manifest", "harvest", "arrest", "quest", "nest", "chest", "pest",
                               "guest", "unrest", "conquest", "earnest", "priest", "lest", "behest",
                               "crest", "zest", "vest", "jest", "infest", "attest", "divest"})
+
+
+def source_gives(kind: str, source: str, question: str) -> bool:
+    """Whether the source sentence ``source`` answers ``question``: it ``gives`` the ``kind``
+    asked and states the rate or ranking the question asks (``qualifiers``), if any. Only for
+    source text: the model copies the question's "per year" into its own words."""
+    return all(bears(w, source) for w in qualifiers(question)) and gives(kind, source, question)
 
 
 def qualifiers(question: str) -> list[str]:
