@@ -521,6 +521,14 @@ def test_an_assumed_figure_the_closest_sentences_give_otherwise_needs_no_model(t
     assert verdict is not None and not verdict.holds and verdict.why == "they say “2019”"
 
 
+def test_assumed_figures_the_documents_give_in_two_sentences_are_no_other_figures(tunnel_check):
+    check, passages, _ = tunnel_check
+    [premise] = presuppositions("Why did the council approve the tunnel in 2019 when its murals "
+                                "cannot be finished before 2030?")
+    verdict = check(premise, passages)
+    assert verdict is None or verdict.holds, verdict
+
+
 def test_a_correction_says_what_the_documents_give_instead(make):
     assistant, llm, verifier = with_premise_check(make, "Yes")
     answer = assistant.ask("Why did the bridge cost 9 million pounds?")
@@ -528,6 +536,22 @@ def test_a_correction_says_what_the_documents_give_instead(make):
     assert answer.text.startswith("Not according to the documents: they say “6.25 million”. "
                                   "What they say: “"), answer.text
     assert "6.25 million pounds" in answer.citations[0].quote
+
+
+def test_a_shared_word_does_not_make_a_quote_a_view_on_a_named_topic(tunnel_check):
+    from rag.types import Passage
+
+    check, _, _ = tunnel_check
+    # one passage per sentence: "Calder University" stands in one of five, Hale's "cost" in his
+    cuts = [0] + [TUNNEL.index(s) for s in ("“The tunnel", "“It will", "Dr. Tom", "The painters")]
+    passages = [Passage(f"t{i}", "tunnel.txt", a, b, TUNNEL[a:b].strip())
+                for i, (a, b) in enumerate(zip(cuts, [*cuts[1:], len(TUNNEL)], strict=True))]
+    [premise] = presuppositions("What did Tom Hale say about the cost of the Calder University "
+                                "study?")
+    verdict = check(premise, passages)
+    assert verdict is not None and not verdict.holds, verdict
+    [premise] = presuppositions("What did Tom Hale say about the cost of the tunnel?")
+    assert check(premise, passages) is None
 
 
 def test_what_a_speaker_said_about_a_topic_they_never_speak_on_is_refused_with_the_reason(
@@ -691,6 +715,15 @@ def test_a_rate_or_ranking_the_quote_does_not_state_is_no_answer(make):
         answer = assistant.ask(question)
         assert not answer.citations, answer.text
         assert any(why in d for d in answer.dropped), answer.dropped
+
+
+def test_a_rate_the_quote_states_need_not_be_repeated_in_the_answer(make):
+    # the rate is the quote's to give, not the answer's words: "47,000 [1]" answers how many a
+    # day when the cited sentence says "a day"
+    assistant, _, _ = with_premise_check(make, "Yes", "It carried 47,000 passengers [1].")
+    answer = assistant.ask("How many passengers did the ferry carry a day at its peak?")
+    assert not answer.abstained and "47,000" in answer.text, (answer.text, answer.dropped)
+    assert "a day" in answer.citations[0].quote
 
 
 @pytest.mark.parametrize(("text", "name"), [
