@@ -742,10 +742,11 @@ def quoted(sentence: str) -> str:
     """A source sentence shown verbatim inside curly quotes (its own outer quote marks and
     final full stop are not doubled); one that opens with a quotation and goes on after it
     ("“…,” argues Dr. Almas Miriev, …") is shown as it stands, its own marks showing the
-    quotation; so is one that names a speaker and then quotes them ("Dr. Emily Harding …
-    notes, “The U.S. must …”"): curly quotes around it would open twice."""
+    quotation; so is one that names a speaker and then quotes them in curly quotes ("Dr.
+    Emily Harding … notes, “The U.S. must …”"): curly quotes around it would open twice
+    (straight inner quotes read well inside curly ones)."""
     body = sentence.strip()
-    if body[:1] not in "\u201c\"" and any(mark in body for mark in "\u201c\u201d\""):
+    if body[:1] not in "\u201c\"" and any(mark in body for mark in "\u201c\u201d"):
         return body.rstrip(".")
     if body[:1] in "\u201c\"":
         if body[-1:] in "\u201d\"":

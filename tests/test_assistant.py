@@ -568,9 +568,11 @@ def test_a_source_sentence_is_shown_in_quotes_without_doubled_marks():
     # a quotation and then its speaker: its own marks show the quotation, none is added
     assert quoted("“The concern is transit routes,” argues Dr. Almas Miriev.") == (
         "“The concern is transit routes,” argues Dr. Almas Miriev")
-    # a speaker and then their quotation: the same
+    # a speaker and then their quotation in curly quotes: the same; straight ones nest
     assert quoted("Dr. Ana Ruiz notes, “The deal is legal.”") == (
         "Dr. Ana Ruiz notes, “The deal is legal.”")
+    assert quoted('Dr. Ana Ruiz notes that "the deal is legal."') == (
+        '“Dr. Ana Ruiz notes that "the deal is legal."”')
     # a quotation that runs on into the next sentence: one opening mark, one closing
     assert quoted("“The deal is legal.") == "“The deal is legal”"
 
