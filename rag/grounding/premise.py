@@ -351,7 +351,8 @@ class PremiseCheck:
         is quoted here."""
         surname = surname_of(premise.speaker)
         speaking = self.speakers(passages)
-        theirs = [(p.text[s.start:s.end], vector) for p, s, vector in self._sentences(passages)
+        theirs = [(terms(p.text[s.start:s.end]), vector)
+                  for p, s, vector in self._sentences(passages)
                   if speaking.get((p.source, p.start + s.start), ("",))[0] == surname]
         if not theirs:
             return None
@@ -359,10 +360,11 @@ class PremiseCheck:
         # a name the topic gives that few passages hold ("the Perplexity AI collaboration", not
         # "Tajikistan" in a corpus about it) must stand in their words: "risks" alone does not
         # make Harding's warning about one leader a view on Perplexity AI's data security
+        held = [terms(p.text) for p in passages]
         named = [f for f in facts(premise.topic)
-                 if sum(known_word(f, terms(p.text)) for p in passages) < len(passages) / 2]
-        if any(all(known_word(f, terms(text)) for f in named)
-               and any(known_word(w, terms(text)) for w in asked) for text, _ in theirs):
+                 if sum(known_word(f, have) for have in held) < len(passages) / 2]
+        if any(all(known_word(f, have) for f in named)
+               and any(known_word(w, have) for w in asked) for have, _ in theirs):
             return None
         vec = self.embeddings.encode_query(premise.topic)
         if not named and max(float(vector @ vec) for _, vector in theirs) >= \
